@@ -1,0 +1,338 @@
+"""The Numba CPU engine: all steps of all networks in one compiled call, one network per thread.
+
+Activations are feature-major, ``(units, batch)``, so the innermost loop of every product runs along samples:
+long, contiguous and vectorised. Each network owns its buffers (allocated once, before its first step); no
+accumulator is shared between threads.
+
+Identical units must stay bit-identical, so every unit goes through the same loop with the same trip counts:
+products are blocked over the *summed* index only in the forward pass (where the blocking is the same for every
+output unit), never over units; every reduction over samples is one plain loop per (unit, input) pair.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .config import CACHE, FASTMATH
+from .mathfn import tanh_fast
+from .. import rng
+
+ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
+OUT_CODES = {"sigmoid": 0, "softmax": 1, "identity": 2}
+OPT_CODES = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
+
+# indices into the per-dtype constant vector ``c`` (so that float32 code stays float32)
+_HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
+# columns of the per-network hyper-parameter arrays
+LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
+
+_jit = dict(fastmath=FASTMATH, cache=CACHE)
+
+
+@njit(**_jit)
+def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt):
+    for j in range(fo):
+        orow = out[or0 + j]
+        bj = p[b0 + j]
+        for s in range(Bt):
+            orow[s] = bj
+        wr = w0 + j * fi
+        k = 0
+        while k + 4 <= fi:
+            wa, wb, wc, wd = p[wr + k], p[wr + k + 1], p[wr + k + 2], p[wr + k + 3]
+            ia, ib, ic, id_ = inp[ir0 + k], inp[ir0 + k + 1], inp[ir0 + k + 2], inp[ir0 + k + 3]
+            for s in range(Bt):
+                orow[s] += wa * ia[s] + wb * ib[s] + wc * ic[s] + wd * id_[s]
+            k += 4
+        while k < fi:
+            w = p[wr + k]
+            ia = inp[ir0 + k]
+            for s in range(Bt):
+                orow[s] += w * ia[s]
+            k += 1
+
+
+@njit(**_jit)
+def _activate(H, r0, n, Bt, act, c):
+    half, slope, zero = c[_HALF], c[_SLOPE], c[_ZERO]
+    for r in range(r0, r0 + n):
+        row = H[r]
+        if act == 0:
+            for s in range(Bt):
+                row[s] = tanh_fast(row[s])
+        elif act == 1:
+            for s in range(Bt):
+                row[s] = half + half * tanh_fast(half * row[s])
+        elif act == 2:
+            for s in range(Bt):
+                x = row[s]
+                row[s] = zero if x < zero else x  # NaN passes through
+        elif act == 3:
+            for s in range(Bt):
+                x = row[s]
+                row[s] = x if x > zero else slope * x
+
+
+@njit(**_jit)
+def _dropout(H, A, M, r0, n, Bt, key, p_drop, keep):
+    zero = keep - keep
+    for j in range(n):
+        hrow, arow, mrow = H[r0 + j], A[r0 + j], M[r0 + j]
+        for s in range(Bt):
+            m = keep if rng.uniform_at(key, j * Bt + s) >= p_drop else zero
+            mrow[s] = m
+            arow[s] = hrow[s] * m
+
+
+@njit(**_jit)
+def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
+    """Writes d loss / d logits into D; returns (loss or 0, check sum that is NaN iff a logit is not finite).
+
+    ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
+    """
+    half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
+    chk = zero
+    loss = zero
+    if out == 0:  # sigmoid + binary cross-entropy
+        for o in range(K):
+            zr, dr, tr = H[r0 + o], D[r0 + o], T[o]
+            for s in range(Bt):
+                z = zr[s]
+                chk += z * zero
+                dr[s] = (half + half * tanh_fast(half * z) - tr[s]) * inv
+            if want_loss:
+                for s in range(Bt):
+                    z = zr[s]
+                    loss += (z if z > zero else zero) - z * tr[s] + np.log1p(np.exp(-abs(z)))
+        loss *= inv
+    elif out == 2:  # identity + squared error
+        for o in range(K):
+            zr, dr, tr = H[r0 + o], D[r0 + o], T[o]
+            for s in range(Bt):
+                d = zr[s] - tr[s]
+                loss += d * d
+                dr[s] = two * d * inv
+        loss *= inv
+        chk += loss * zero
+    else:  # softmax + cross-entropy
+        for s in range(Bt):
+            m = H[r0, s]
+            for o in range(1, K):
+                z = H[r0 + o, s]
+                m = z if z > m else m
+            tot = zero
+            for o in range(K):
+                e = np.exp(H[r0 + o, s] - m)
+                D[r0 + o, s] = e
+                tot += e
+            chk += m * zero + tot * zero
+            for o in range(K):
+                D[r0 + o, s] = (D[r0 + o, s] / tot - T[o, s]) * inv
+            if want_loss:
+                tz = zero
+                for o in range(K):
+                    tz += T[o, s] * H[r0 + o, s]
+                loss += np.log(tot) + m - tz
+        loss *= inv
+    return loss, chk
+
+
+@njit(**_jit)
+def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero):
+    """G[W] = D @ inp.T and G[b] = D.sum(1); returns the squared norm of the weight gradient."""
+    sq = zero
+    for j in range(fo):
+        drow = D[dr0 + j]
+        for k in range(fi):
+            irow = inp[ir0 + k]
+            acc = zero
+            for s in range(Bt):
+                acc += drow[s] * irow[s]
+            G[w0 + j * fi + k] = acc
+            sq += acc * acc
+        acc = zero
+        for s in range(Bt):
+            acc += drow[s]
+        G[b0 + j] = acc
+    return sq
+
+
+@njit(**_jit)
+def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c):
+    """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below."""
+    one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
+    for k in range(fi):
+        drow = D[dst0 + k]
+        for s in range(Bt):
+            drow[s] = zero
+        j = 0
+        while j + 4 <= fo:
+            wa, wb, wc, wd = p[w0 + j * fi + k], p[w0 + (j + 1) * fi + k], p[w0 + (j + 2) * fi + k], p[w0 + (j + 3) * fi + k]
+            da, db, dc, dd = D[dr0 + j], D[dr0 + j + 1], D[dr0 + j + 2], D[dr0 + j + 3]
+            for s in range(Bt):
+                drow[s] += wa * da[s] + wb * db[s] + wc * dc[s] + wd * dd[s]
+            j += 4
+        while j < fo:
+            w = p[w0 + j * fi + k]
+            dj = D[dr0 + j]
+            for s in range(Bt):
+                drow[s] += w * dj[s]
+            j += 1
+        if use_mask:
+            mrow = M[dst0 + k]
+            for s in range(Bt):
+                drow[s] *= mrow[s]
+        hrow = H[dst0 + k]
+        if act == 0:
+            for s in range(Bt):
+                h = hrow[s]
+                drow[s] *= one - h * h
+        elif act == 1:
+            for s in range(Bt):
+                h = hrow[s]
+                drow[s] *= h * (one - h)
+        elif act == 2:
+            for s in range(Bt):
+                drow[s] *= one if hrow[s] > zero else zero
+        elif act == 3:
+            for s in range(Bt):
+                drow[s] *= one if hrow[s] > zero else slope
+
+
+@njit(**_jit)
+def _update(p, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
+    if opt == 0:
+        for i in range(i0, i1):
+            p[i] -= lr * (G[i] + wd * p[i])
+    elif opt == 1:
+        for i in range(i0, i1):
+            V[i] = mu * V[i] + (G[i] + wd * p[i])
+            p[i] -= lr * V[i]
+    elif opt == 2:
+        for i in range(i0, i1):
+            g = G[i] + wd * p[i]
+            V[i] = mu * V[i] + g
+            p[i] -= lr * (g + mu * V[i])
+    else:
+        for i in range(i0, i1):
+            g = G[i] + wd * p[i]
+            V[i] = mu * V[i] + (one - mu) * g
+            M2[i] = b2 * M2[i] + (one - b2) * (g * g)
+            p[i] -= lr * (V[i] * c1) / (np.sqrt(M2[i] * c2) + eps)
+
+
+@njit(**_jit)
+def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
+                   steps, batch_size, record_every, c, track, curves, diverged, gnorms):
+    L = sizes.size - 1
+    F, S = X.shape
+    K = T.shape[0]
+    P = params.shape[1]
+    full = batch_size <= 0 or batch_size >= S
+    Bmax = S if full else batch_size
+    p = params[n]
+    zero, one, b2, eps = c[_ZERO], c[_ONE], c[_BETA2], c[_EPS]
+    seed = seeds[n]
+    p_drop = hyper64[n, DROP]  # compared with float64 uniforms, as in the reference
+    use_drop = p_drop > 0
+    keep = hyper[n, KEEP]
+    lr_n, mu, wd_n = hyper[n, LR], hyper[n, MOM], hyper[n, WD]
+    mu64, beta2_64 = hyper64[n, MOM], hyper64[n, 5]
+    cvt = np.empty(3, dtype=params.dtype)  # rounds float64 scalars to the dtype, as the reference does
+
+    roff = np.empty(L, dtype=np.int64)
+    rows = 0
+    for l in range(L):
+        roff[l] = rows
+        rows += sizes[l + 1]
+    H = np.empty((rows, Bmax), dtype=params.dtype)
+    D = np.empty((rows, Bmax), dtype=params.dtype)
+    A = np.empty((rows if use_drop else 0, Bmax), dtype=params.dtype)
+    M = np.empty((rows if use_drop else 0, Bmax), dtype=params.dtype)
+    xb = X if full else np.empty((F, Bmax), dtype=X.dtype)
+    tb = T if full else np.empty((K, Bmax), dtype=T.dtype)
+    G = np.empty(P, dtype=params.dtype)
+    V = np.zeros(P, dtype=params.dtype)
+    M2 = np.zeros(P, dtype=params.dtype)
+    perm = np.arange(S)
+    perm_epoch = -1
+    per_epoch = 1 if full else (S + batch_size - 1) // batch_size
+
+    for t in range(steps):
+        Bt = S
+        if not full:
+            epoch = t // per_epoch
+            jb = t - epoch * per_epoch
+            if epoch != perm_epoch:
+                perm = rng.epoch_permutation(seed, epoch, S)
+                perm_epoch = epoch
+            a = jb * batch_size
+            b = min(S, a + batch_size)
+            Bt = b - a
+            for f in range(F):
+                for s in range(Bt):
+                    xb[f, s] = X[f, perm[a + s]]
+            for o in range(K):
+                for s in range(Bt):
+                    tb[o, s] = T[o, perm[a + s]]
+
+        # forward
+        for l in range(L):
+            fi, fo = sizes[l], sizes[l + 1]
+            if l == 0:
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt)
+            elif use_drop:
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt)
+            else:
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt)
+            if l < L - 1:
+                _activate(H, roff[l], fo, Bt, act, c)
+                if use_drop:
+                    key = rng.stream_key(seed, rng.dropout_stream(t, l))
+                    _dropout(H, A, M, roff[l], fo, Bt, key, p_drop, keep)
+
+        rec = t % record_every == 0
+        cvt[0] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
+        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec)
+        if not (np.isfinite(chk) and np.isfinite(loss)):
+            diverged[n] = t
+            return
+        if rec:
+            curves[n, t // record_every] = loss
+
+        # backward: gradients of layer l, then the deltas of the layer below
+        for l in range(L - 1, -1, -1):
+            fi, fo = sizes[l], sizes[l + 1]
+            if l == 0:
+                sq = _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero)
+            elif use_drop:
+                sq = _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero)
+            else:
+                sq = _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero)
+            if track and rec:
+                gnorms[n, t // record_every, l] = np.sqrt(sq)
+            if l > 0:
+                _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, H, M, use_drop, act, c)
+
+        # update
+        cvt[1] = 1.0
+        cvt[2] = 1.0
+        if opt == 3:
+            cvt[1] = 1.0 / (1.0 - mu64 ** (t + 1))
+            cvt[2] = 1.0 / (1.0 - beta2_64 ** (t + 1))
+        c1, c2 = cvt[1], cvt[2]
+        for l in range(L):
+            _update(p, G, V, M2, w_off[l], b_off[l], wd_n, opt, lr_n, mu, b2, eps, c1, c2, one)
+            _update(p, G, V, M2, b_off[l], b_off[l] + sizes[l + 1], zero, opt, lr_n, mu, b2, eps, c1, c2, one)
+
+
+@njit(parallel=True, **_jit)
+def train_batch_kernel(sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
+                       steps, batch_size, record_every, c, track, curves, diverged, gnorms):
+    """Trains ``params`` (N, P) in place; fills ``curves``, ``diverged`` and ``gnorms``.
+
+    X is (features, samples), T (outputs, samples), both C-contiguous in the params' dtype. ``hyper`` holds
+    per-network lr, momentum, weight decay, dropout, 1/(1-dropout) in the dtype; ``hyper64`` the same in
+    float64 plus beta2. ``c`` holds the dtype's constants (see ``_HALF`` ...).
+    """
+    for n in prange(params.shape[0]):
+        _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
+                       steps, batch_size, record_every, c, track, curves, diverged, gnorms)

@@ -204,3 +204,27 @@ def check_dtype(dtype):
     name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
     _choice("dtype", name, DTYPES)
     return np.dtype(name)
+
+
+def parse_hidden(text):
+    """Hidden layer widths from ``"16"``, ``"32x4"`` (4 layers of 32), ``"64,32"``, ``"0"`` or ``""`` (none).
+
+    Raises
+    ------
+    ValueError
+        Naming the malformed text.
+    """
+    text = str(text).strip().lower()
+    if text in ("", "0", "none"):
+        return ()
+    try:
+        if "x" in text:
+            width, depth = text.split("x")
+            widths = (int(width),) * int(depth)
+        else:
+            widths = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise ValueError(f"malformed hidden layers {text!r}: use e.g. 16, 32x4 (4 layers of 32) or 64,32") from None
+    if not widths or any(w <= 0 for w in widths):
+        raise ValueError(f"hidden layer widths must be positive, got {text!r}")
+    return widths

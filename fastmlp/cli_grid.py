@@ -1,0 +1,3 @@
+"""Grid-search commands (grid, show, export, plot, report); registered on the ``fastmlp`` group by cli.py."""
+
+GRID_COMMANDS = []

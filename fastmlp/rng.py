@@ -20,32 +20,32 @@ SHUFFLE = np.uint64(1 << 56)
 DROPOUT = np.uint64(2 << 56)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def stream_key(seed, stream):
     """Key of one stream of one network: everything but the counter."""
     return mix64(np.uint64(seed) + _GOLDEN * (np.uint64(stream) + _ONE))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def bits_at(key, counter):
     """64 random bits; a bijection of ``counter`` for a fixed key, so no two counters collide."""
     return mix64(key ^ (np.uint64(counter) * _GOLDEN))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def uniform_at(key, counter):
     """A float64 uniform on [0, 1) with 53 random bits."""
     return np.float64(bits_at(key, counter) >> _S11) * _INV53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def dropout_stream(step, layer):
     return DROPOUT | (np.uint64(step) << np.uint64(8)) | np.uint64(layer)
 

@@ -8,3 +8,7 @@ import os
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 # Compiled kernels are cached on disk next to the package (or in NUMBA_CACHE_DIR), so a second process starts warm.
 CACHE = os.environ.get("FASTMLP_NO_CACHE", "") == ""
+# "numpy" error model: float division by zero gives inf/NaN instead of raising, which also lets LLVM vectorise
+# loops that divide (Python's model puts a zero check, and a branch, in every iteration).
+ERROR_MODEL = "numpy"
+JIT = dict(fastmath=FASTMATH, error_model=ERROR_MODEL)

@@ -11,7 +11,7 @@ output unit), never over units; every reduction over samples is one plain loop p
 import numpy as np
 from numba import njit, prange
 
-from .config import CACHE, FASTMATH
+from .config import CACHE, JIT
 from .mathfn import tanh_fast
 from .. import rng
 
@@ -24,7 +24,7 @@ _HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
 # columns of the per-network hyper-parameter arrays
 LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
 
-_jit = dict(fastmath=FASTMATH, cache=CACHE)
+_jit = dict(cache=CACHE, **JIT)
 
 
 @njit(**_jit)

@@ -82,14 +82,21 @@ def forward(layers, X, activation, leaky_slope=0.01):
         hs.append(a)
 
 
-def train_one(sizes, activation, output, optimizer, params, X, T, *, lr, momentum=0.9, weight_decay=0.0,
-              dropout=0.0, seed=0, steps=1000, batch_size=None, record_every=1, beta2=0.999, eps=1e-8,
-              leaky_slope=0.01, track_grad_norms=False):
+def train_one(*args, **kwargs):
     """Train one network; returns ``(params, curve, diverged_step, grad_norms)``.
 
+    Arguments: ``sizes, activation, output, optimizer, params, X, T`` and the keywords of ``_train_one``.
     ``params`` is the flat vector (see ``layout``), ``X`` is ``(samples, features)``, ``T`` the float targets
     ``(samples, outputs)`` (one-hot for softmax). ``diverged_step`` is -1 for a network that did not diverge.
     """
+    # overflow on the way to divergence is expected, and recorded as a status
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _train_one(*args, **kwargs)
+
+
+def _train_one(sizes, activation, output, optimizer, params, X, T, *, lr, momentum=0.9, weight_decay=0.0,
+               dropout=0.0, seed=0, steps=1000, batch_size=None, record_every=1, beta2=0.999, eps=1e-8,
+               leaky_slope=0.01, track_grad_norms=False):
     dt = params.dtype.type
     p = params.copy()
     L = len(sizes) - 1

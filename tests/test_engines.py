@@ -1,0 +1,81 @@
+"""The Numba engine equals the NumPy reference from the same initial weights, option by option."""
+import numpy as np
+import pytest
+
+from fastmlp import Init, Network, Training, init_batch, train_batch
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+TOL = {"float64": 1e-10, "float32": 1e-4}
+
+
+def _problem(output, rs, n=48):
+    X = rs.normal(size=(n, 5))
+    if output == "softmax":
+        return X, rs.integers(0, 3, n), 3
+    if output == "identity":
+        return X, rs.normal(size=(n, 2)), 2
+    return X, (X[:, 0] * X[:, 1] > 0).astype(float), 1
+
+
+def _compare(net, X, y, tr, dtype, init=Init("xavier_normal"), seeds=(1, 2, 3), **per_network):
+    p0 = init_batch(net, init, list(seeds), dtype)
+    kw = dict(training=tr, seeds=np.array(seeds), track_grad_norms=True, **per_network)
+    a = train_batch(net, X, y, p0, backend="numba", **kw)
+    b = train_batch(net, X, y, p0, backend="numpy", **kw)
+    tol = TOL[dtype]
+    scale = np.max(np.abs(b.params))
+    assert np.max(np.abs(a.params - b.params)) <= tol * scale
+    np.testing.assert_allclose(a.curves, b.curves, rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_allclose(a.grad_norms, b.grad_norms, rtol=10 * tol, atol=tol * 1e-2)
+    np.testing.assert_array_equal(a.diverged_step, b.diverged_step)
+    # training must have done something, or the comparison proves nothing
+    assert np.max(np.abs(a.params - p0)) > 100 * tol * scale
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+def test_optimizers_and_outputs(dtype, optimizer, output):
+    rs = np.random.default_rng(7)
+    X, y, k = _problem(output, rs)
+    net = Network(5, (6, 5), k, "tanh", output)
+    lr = 0.01 if optimizer == "adam" else 0.1
+    _compare(net, X, y, Training(optimizer, lr=lr, steps=25, record_every=4), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "leaky_relu", "linear"])
+def test_activations_with_minibatch_dropout_weight_decay(dtype, act):
+    rs = np.random.default_rng(8)
+    X, y, k = _problem("sigmoid", rs, n=50)
+    net = Network(5, (7, 6), k, act, "sigmoid", leaky_slope=0.05)
+    tr = Training("momentum", lr=0.05, steps=30, batch_size=16, dropout=0.25, weight_decay=0.01, record_every=3)
+    _compare(net, X, y, tr, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_everything_at_once_with_per_network_hyperparameters(dtype, optimizer):
+    rs = np.random.default_rng(9)
+    X, y, k = _problem("softmax", rs, n=45)
+    net = Network(5, (8,), k, "relu", "softmax")
+    tr = Training(optimizer, steps=20, batch_size=10, record_every=2)
+    lrs = np.array([0.01, 0.02, 0.005]) if optimizer == "adam" else np.array([0.05, 0.1, 0.2])
+    _compare(net, X, y, tr, dtype, seeds=(4, 5, 6), lr=lrs, momentum=[0.5, 0.9, 0.0],
+             weight_decay=[0.0, 0.01, 0.1], dropout=[0.0, 0.1, 0.5])
+
+
+def test_single_layer_model():
+    rs = np.random.default_rng(10)
+    X, y, k = _problem("sigmoid", rs)
+    _compare(Network(5, (), 1), X, y, Training("nesterov", lr=0.3, steps=40), "float64")
+
+
+def test_minibatch_order_is_reshuffled_each_epoch():
+    from fastmlp.rng import minibatch_indices
+    idx = minibatch_indices(3, 10, 4, 6)
+    assert [len(i) for i in idx] == [4, 4, 2, 4, 4, 2]
+    e0, e1 = np.concatenate(idx[:3]), np.concatenate(idx[3:])
+    assert sorted(e0) == list(range(10)) and sorted(e1) == list(range(10))
+    assert not np.array_equal(e0, e1)

@@ -1,0 +1,55 @@
+"""The building blocks: the counter-based RNG and the vectorisable tanh."""
+import numpy as np
+import pytest
+
+from fastmlp import rng
+from fastmlp.engine.mathfn import tanh_array
+
+
+def test_rng_twins_agree_bit_for_bit():
+    for seed, stream in [(0, 0), (5, 7), (2**40 + 3, int(rng.DROPOUT) | 12345)]:
+        k = rng.stream_key(np.uint64(seed), np.uint64(stream))
+        assert k == rng.stream_key_np(seed, stream)
+        counters = np.arange(1000)
+        got = np.array([rng.uniform_at(k, c) for c in range(1000)])
+        assert np.array_equal(got, rng.uniform_np(k, counters))
+    for epoch in range(3):
+        assert np.array_equal(rng.epoch_permutation(np.uint64(9), epoch, 37), rng.epoch_permutation_np(9, epoch, 37))
+
+
+def test_uniforms_look_uniform():
+    u = rng.uniform_np(rng.stream_key_np(1, 2), np.arange(200_000))
+    assert 0 <= u.min() and u.max() < 1
+    hist = np.histogram(u, bins=20, range=(0, 1))[0]
+    expected = len(u) / 20
+    chi2 = np.sum((hist - expected) ** 2 / expected)
+    assert chi2 < 45  # 19 degrees of freedom; p ~ 1e-3
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("dtype,max_ulp", [(np.float64, 16), (np.float32, 8)])
+def test_tanh_accuracy(dtype, max_ulp):
+    x = np.concatenate([np.linspace(-30, 30, 400_001), np.logspace(-30, 1.5, 5000), -np.logspace(-30, 1.5, 5000)])
+    x = x.astype(dtype)
+    exact = np.tanh(x.astype(np.float64))
+    got = tanh_array(x).astype(np.float64)
+    ulp = np.finfo(dtype).eps / 2
+    rel = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(dtype).tiny)
+    assert rel.max() <= max_ulp * ulp
+    assert np.all(np.abs(got) <= 1)
+
+
+def test_tanh_propagates_nan_and_saturates_at_infinity():
+    for dt in (np.float32, np.float64):
+        out = tanh_array(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype=dt))
+        eps = np.finfo(dt).eps
+        assert np.isnan(out[0]) and out[3] == 0
+        assert 1 - 2 * eps <= out[1] <= 1 and out[2] == -out[1]
+
+
+def test_tanh_is_odd_and_the_same_for_equal_inputs():
+    x = np.random.default_rng(0).normal(size=1001) * 3
+    np.testing.assert_array_equal(tanh_array(-x), -tanh_array(x))
+    # equal inputs anywhere in an array (vector body or scalar tail) give equal outputs
+    y = np.full(1001, 0.7312)
+    assert len(np.unique(tanh_array(y))) == 1

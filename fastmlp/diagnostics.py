@@ -68,9 +68,9 @@ def effective_rank(H):
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def saturated_fraction(H, activation, threshold=0.99, share=0.9):
-    """Fraction of units in the flat part of tanh/sigmoid (|tanh| > 0.99, sigmoid outside [0.01, 0.99])
-    on at least ``share`` of the samples. NaN for other activations."""
+def saturated_fraction(H, activation, threshold=0.99):
+    """Share of a layer's activations (units x samples) in the flat part of tanh/sigmoid, where the gradient
+    nearly vanishes: |tanh| > 0.99, sigmoid outside [0.01, 0.99]. NaN for other activations."""
     H = np.asarray(H)
     if activation == "tanh":
         flat = np.abs(H) > threshold
@@ -78,7 +78,7 @@ def saturated_fraction(H, activation, threshold=0.99, share=0.9):
         flat = (H > threshold) | (H < 1 - threshold)
     else:
         return float("nan")
-    return float(np.mean(flat.mean(axis=0) >= share))
+    return float(np.mean(flat))
 
 
 def dead_fraction(H, activation):

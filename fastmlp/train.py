@@ -22,7 +22,7 @@ def as_targets(network: Network, y, n_samples, dtype):
             raise ValueError(f"softmax output needs integer class labels of shape (n_samples,), got {y.shape}")
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or y.min() < 0 or y.max() >= K:
             bad = y[(~np.isfinite(y)) | (y != np.round(y)) | (y < 0) | (y >= K)][0]
-            raise ValueError(f"class labels must be integers in [0, {K}), got {bad!r}")
+            raise ValueError(f"class labels must be integers in [0, {K}), got {bad.item()!r}")
         T = np.zeros((n_samples, K), dtype=dtype)
         T[np.arange(n_samples), y.astype(np.int64)] = 1
         return T
@@ -32,7 +32,7 @@ def as_targets(network: Network, y, n_samples, dtype):
     if not np.all(np.isfinite(T)):
         raise ValueError("y contains NaN or infinite values")
     if network.output == "sigmoid" and np.any((T != 0) & (T != 1)):
-        raise ValueError(f"a sigmoid output needs 0/1 targets, got {T[(T != 0) & (T != 1)][0]!r}")
+        raise ValueError(f"a sigmoid output needs 0/1 targets, got {float(T[(T != 0) & (T != 1)][0])!r}")
     return T
 
 
@@ -57,7 +57,7 @@ def _per_network(name, value, default, N, check):
         if arr.ndim > 1 or (arr.ndim == 1 and arr.size != N):
             raise ValueError(f"{name} must be a scalar or have one value per network ({N}), got shape {arr.shape}")
         v[:] = arr
-    for x in v:
+    for x in v.tolist():
         check(x)
     return v
 
@@ -170,7 +170,7 @@ def train_batch(network: Network, X, y, params, *, training: Training = Training
     weight_decay = _per_network("weight_decay", weight_decay, tr.weight_decay, N, non_negative("weight_decay"))
     dropout = _per_network("dropout", dropout, tr.dropout, N, in_unit("dropout"))
     if not np.all(np.isfinite(lr)):
-        raise ValueError(f"learning rate must be finite, got {lr[~np.isfinite(lr)][0]!r}")
+        raise ValueError(f"learning rate must be finite, got {float(lr[~np.isfinite(lr)][0])!r}")
     if seeds is None:
         seeds = np.arange(N)
     seeds = np.asarray(seeds)

@@ -1,0 +1,344 @@
+"""The ``fastmlp`` command line. Commands are thin: they parse, call the library, and print."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+import numpy as np
+
+from . import data as _data
+from .engine import BACKENDS
+from .spec import ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Network, Training, parse_hidden
+from .cli_grid import GRID_COMMANDS
+
+
+def hidden_option(value):
+    try:
+        return parse_hidden(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--hidden'") from None
+
+
+def load_data(dataset, data_file, target, n_samples=None, seed=0):
+    """The dataset a command names, or a usage error that says what is wrong."""
+    try:
+        return _data.load_dataset(dataset, data_file=data_file, target=target, n_samples=n_samples,
+                                  seed=seed)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.BadParameter(str(e), param_hint="'--dataset'/'--data-file'/'--target'") from None
+
+
+def usage_errors(fn):
+    """Run ``fn``; a ValueError from the library becomes a usage error (exit status 2), not a traceback."""
+    try:
+        return fn()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _fmt(x, nd=4):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.{nd}f}"
+    return str(x)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fastmlp")
+def main():
+    """fastmlp: train thousands of small MLPs at once, to see how initial weights decide whether they learn.
+
+    \b
+    Start with:
+      fastmlp symmetry                 # the symmetry story, measured, in one table
+      fastmlp grid --dataset spirals   # a grid search over init schemes and scales
+      fastmlp train --dataset xor --hidden 8 --init xavier_normal --json
+      fastmlp bench --workload w1      # throughput against the NumPy reference
+    """
+
+
+def training_options(fn=None, *, steps=1000, lr=0.1):
+    if fn is None:
+        return lambda f: training_options(f, steps=steps, lr=lr)
+    opts = [
+        click.option("--dataset", default="spirals", show_default=True,
+                     help=f"One of {', '.join(_data.DATASETS)}, or a path to a .csv file."),
+        click.option("--data-file", type=click.Path(dir_okay=False), help="The file of 'titanic' or 'csv'."),
+        click.option("--target", help="Target column of a CSV file."),
+        click.option("--n-samples", type=click.IntRange(min=1), help="Samples of a generated dataset."),
+        click.option("--hidden", default="16", show_default=True, callback=lambda c, p, v: hidden_option(v),
+                     help="Hidden widths: 16, 32x3 (3 layers of 32) or 64,32; 0 for none."),
+        click.option("--activation", type=click.Choice(ACTIVATIONS), default="tanh", show_default=True),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True),
+        click.option("--lr", type=float, default=lr, show_default=True, help="Learning rate (> 0)."),
+        click.option("--momentum", type=float, default=0.9, show_default=True, help="Momentum, or Adam's beta1."),
+        click.option("--steps", type=click.IntRange(min=1), default=steps, show_default=True),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size (default: full batch)."),
+        click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout rate in [0, 1)."),
+        click.option("--weight-decay", type=float, default=0.0, show_default=True),
+        click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True),
+        click.option("--backend", type=click.Choice(BACKENDS), default="numba", show_default=True),
+        click.option("--record-every", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Record the loss every k steps."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every):
+    return usage_errors(lambda: Training(optimizer, lr=lr, momentum=momentum, steps=steps, batch_size=batch_size,
+                                         dropout=dropout, weight_decay=weight_decay, record_every=record_every))
+
+
+def _check_backend(backend):
+    from .engine import get_engine
+    try:
+        get_engine(backend)
+    except (RuntimeError, ImportError) as e:
+        raise click.UsageError(f"backend {backend!r} is not usable here: {e}") from None
+
+
+def _run_summary(result, i, ds, dtype):
+    """The per-network record of ``train`` and ``symmetry`` (the keys scripts rely on)."""
+    from .diagnostics import diagnose
+    from .evaluate import loss_and_accuracy
+    from .train import as_targets
+    net = result.network
+    T = as_targets(net, ds.y, ds.n_samples, dtype)
+    loss, acc = loss_and_accuracy(net, result.params[i:i + 1], ds.X, T)
+    d = diagnose(net, result.params[i], ds.X, result.initial_params[i],
+                 None if result.grad_norms is None else result.grad_norms[i])
+    curve = result.curves[i]
+    step = int(result.diverged_step[i])
+    return {
+        "final_loss": None if math.isnan(loss[0]) else float(loss[0]),
+        "train_accuracy": None if math.isnan(acc[0]) else float(acc[0]),
+        "status": str(result.status[i]),
+        "diverged_step": None if step < 0 else step,
+        "distinct_units": d["distinct_units"],
+        "weights_moved": d["weights_moved"],
+        "initial_loss": None if math.isnan(curve[0]) else float(curve[0]),
+        "loss_curve": [None if math.isnan(v) else float(v) for v in curve],
+        "record_every": result.training.record_every,
+        "max_cosine": d["max_cosine"],
+        "effective_rank": d["effective_rank"],
+        "saturated": d["saturated"],
+        "dead": d["dead"],
+        "distance_moved": d["distance_moved"],
+        "grad_norms": d.get("grad_norms"),
+    }
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+@main.command()
+@training_options
+@click.option("--init", "scheme", type=click.Choice(SCHEMES), default="xavier_normal", show_default=True)
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplier of the init's weights.")
+@click.option("--init-value", type=float, default=0.5, show_default=True, help="The weight of --init constant.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def train(dataset, data_file, target, n_samples, hidden, activation, optimizer, lr, momentum, steps, batch_size,
+          dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale, init_value, seed):
+    """Train one network and print its loss curve summary and diagnostics.
+
+    \b
+    Examples:
+      fastmlp train --dataset xor --hidden 8 --init zeros --json
+      fastmlp train --dataset titanic --data-file train.csv --hidden 4 --init constant --lr 0.01
+    """
+    from .train import train as train_one
+    ds = load_data(dataset, data_file, target, n_samples)
+    net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
+    tr = _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every)
+    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value))
+    _check_backend(backend)
+    res = usage_errors(lambda: train_one(net, ds.X, ds.y, init=init, seed=seed, training=tr, dtype=dtype,
+                                         backend=backend, track_grad_norms=True))
+    out = _run_summary(res, 0, ds, np.dtype(dtype))
+    out.update(dataset=ds.name, hidden=list(hidden), activation=activation, init=scheme, scale=scale, seed=seed,
+               optimizer=optimizer, lr=lr, steps=steps, dtype=dtype, backend=backend)
+    if as_json:
+        click.echo(json.dumps(_json_safe(out)))
+        return
+    curve = [v for v in out["loss_curve"] if v is not None]
+    click.echo(f"{ds.name}: {net.sizes} {activation}, init {scheme} x{scale}, {optimizer} lr={lr}, "
+               f"{steps} steps, {dtype}, {backend}")
+    click.echo(f"status          {out['status']}" + (f" at step {out['diverged_step']}"
+                                                     if out["diverged_step"] is not None else ""))
+    if curve:
+        marks = np.linspace(0, len(curve) - 1, min(6, len(curve))).astype(int)
+        click.echo("loss curve      " + "  ".join(f"{m * record_every}:{curve[m]:.4f}" for m in marks))
+    click.echo(f"final loss      {_fmt(out['final_loss'])}")
+    click.echo(f"train accuracy  {_fmt(out['train_accuracy'])}")
+    click.echo(f"distinct units  {out['distinct_units']} of {list(hidden)}")
+    click.echo(f"weights moved   {out['weights_moved']}")
+    click.echo(f"max cosine      {[_fmt(v, 3) for v in out['max_cosine']]}")
+    click.echo(f"effective rank  {[_fmt(v, 2) for v in out['effective_rank']]}")
+
+
+SYMMETRY_STARTS = (
+    ("zeros", Init("zeros"), 0.0),
+    ("constant", Init("constant", value=0.5), 0.0),
+    ("tiny random", Init("normal", std=0.01), 0.0),
+    ("xavier", Init("xavier_normal"), 0.0),
+    ("he", Init("he_normal"), 0.0),
+    ("large random", Init("normal", std=10.0), 0.0),
+    ("constant + dropout", Init("constant", value=0.5), 0.2),
+)
+
+
+def reading(row, width, best_loss):
+    """A one-line reading of a symmetry row, from its measured numbers."""
+    if row["status"] == "diverged":
+        return f"diverged at step {row['diverged_step']}"
+    if not any(row["weights_moved"]):
+        return "weights never moved: only the output bias learned (cost -> class prior)"
+    if all(d == 1 for d in row["distinct_units"]):
+        return "units stayed exact copies: each layer acts as a single unit"
+    sat = [s for s in row["saturated"] if s == s]
+    rank = [r for r in row["effective_rank"] if r == r]
+    note = ""
+    if rank and min(rank) < 1.5:
+        note += f"; activations of effective rank {min(rank):.2f}: units still move together"
+    if sat and max(sat) >= 0.5:
+        note += f"; {max(sat):.0%} of activations saturated (vanishing gradients)"
+    broken = "symmetry broken: all units distinct" if all(d == w for d, w in zip(row["distinct_units"], width)) \
+        else f"symmetry partly broken: {row['distinct_units']} distinct"
+    best = "; best final loss" if row["final_loss"] is not None and row["final_loss"] <= best_loss else ""
+    return broken + note + best
+
+
+@main.command()
+@training_options(steps=3000, lr=0.5)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimizer, lr, momentum, steps, batch_size,
+             dropout, weight_decay, dtype, backend, record_every, as_json, seed):
+    """The symmetry story, measured: canonical starts trained side by side in one engine call.
+
+    Trains zeros, constant, tiny random (std 0.01), Xavier, He, large random (std 10) and constant + dropout
+    (the --dropout value, 0.2 if not given) on a dataset where one hidden unit is not enough, and prints final
+    loss, accuracy, distinct hidden units per layer, whether the weights moved, divergence and a reading.
+
+    \b
+    Examples:
+      fastmlp symmetry
+      fastmlp symmetry --dataset circles --hidden 8x2 --steps 3000 --json
+    """
+    from .init import init_batch
+    from .train import train_batch
+    ds = load_data(dataset, data_file, target, n_samples)
+    net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
+    tr = _training(optimizer, lr, momentum, steps, batch_size, 0.0, weight_decay, record_every)
+    _check_backend(backend)
+    p0 = init_batch(net, [s[1] for s in SYMMETRY_STARTS], [seed] * len(SYMMETRY_STARTS), dtype)
+    drops = [(dropout or 0.2) if d else 0.0 for _, _, d in SYMMETRY_STARTS]
+    res = usage_errors(lambda: train_batch(net, ds.X, ds.y, p0, training=tr, dropout=drops,
+                                           seeds=[seed] * len(SYMMETRY_STARTS), backend=backend,
+                                           track_grad_norms=True))
+    rows = []
+    for i, (name, init, _) in enumerate(SYMMETRY_STARTS):
+        r = _run_summary(res, i, ds, np.dtype(dtype))
+        r.update(init=name, scheme=init.scheme, dropout=drops[i])
+        rows.append(r)
+    best = min((r["final_loss"] for r in rows if r["final_loss"] is not None), default=float("inf"))
+    for r in rows:
+        r["reading"] = reading(r, hidden, best)
+    if as_json:
+        click.echo(json.dumps(_json_safe(rows)))
+        return
+    click.echo(f"{ds.name} ({ds.n_samples} samples): {net.sizes} {activation}, {optimizer} lr={lr}, {steps} steps")
+    head = f"{'init':<20}{'final loss':>11}{'accuracy':>10}  {'distinct units':<15}{'moved':<7}{'diverged':<9} reading"
+    click.echo(head)
+    click.echo("-" * len(head))
+    for r in rows:
+        click.echo(f"{r['init']:<20}{_fmt(r['final_loss']):>11}{_fmt(r['train_accuracy'], 3):>10}  "
+                   f"{','.join(map(str, r['distinct_units'])) + ' of ' + ','.join(map(str, hidden)):<15}"
+                   f"{'yes' if any(r['weights_moved']) else 'no':<7}"
+                   f"{'step ' + str(r['diverged_step']) if r['diverged_step'] is not None else 'no':<9} "
+                   f"{r['reading']}")
+
+
+@main.command()
+@click.option("--workload", type=click.Choice(["w1", "w2", "wide"]), default="w1", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES + ("both",)), default="both", show_default=True)
+@click.option("--peers", default="numpy", show_default=True,
+              help="Comma-separated peers to compare: numpy (reference loop), numpy-batched, torch, jax; 'none'.")
+@click.option("--networks", type=click.IntRange(min=1), help="Networks in the workload (default: its own).")
+@click.option("--steps", type=click.IntRange(min=1), help="Steps (default: the workload's).")
+@click.option("--reference-networks", type=click.IntRange(min=1), default=None,
+              help="Networks the slow loops time (their per-network cost does not depend on the others).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Timed runs; best kept.")
+@click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
+def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, as_json):
+    """Throughput of the engine against the NumPy reference and peers, in one run.
+
+    \b
+    Examples:
+      fastmlp bench --workload w1
+      fastmlp bench --workload w2 --dtype float32 --peers numpy,torch,jax --json
+    """
+    from .benchmark import PEER_NAMES, machine_peak, run_benchmark
+    names = [p for p in peers.split(",") if p and p != "none"]
+    for p in names:
+        if p not in PEER_NAMES:
+            raise click.BadParameter(f"unknown peer {p!r}; choose from {', '.join(PEER_NAMES)} or none",
+                                     param_hint="'--peers'")
+    rows = []
+    for dt in (DTYPES if dtype == "both" else (dtype,)):
+        rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
+                              reference_networks=reference_networks, repeat=repeat,
+                              log=None if as_json else lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(_json_safe(rows)))
+        return
+    peak = machine_peak()
+    click.echo(f"machine: {peak['description']}")
+    head = (f"{'impl':<24}{'workload':<9}{'dtype':<9}{'nets':>6}{'nets/s':>10}{'GFLOP/s':>9}{'% peak':>8}"
+            f"{'compile s':>10}{'fastmlp x':>10}{'loss diff':>10}")
+    click.echo(head)
+    for r in rows:
+        if r.get("skipped"):
+            click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9} skipped: {r['skipped']}")
+            continue
+        click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9}{r['networks']:>6}{r['nets_per_s']:>10.1f}"
+                   f"{r['gflops']:>9.2f}{r['pct_peak']:>8.1f}{_fmt(r['compile_s'], 2):>10}"
+                   f"{_fmt(r['fastmlp_speedup'], 1):>10}{r['loss_max_rel_diff']:>10.1e}")
+
+
+@main.command()
+def info():
+    """Versions, threads, the compile cache, the CPU's peak and whether a GPU is usable."""
+    from importlib.metadata import version
+
+    import numba
+    from .benchmark import machine_peak
+    from .engine import cuda_backend
+    peak = machine_peak()
+    click.echo(f"fastmlp {__import__('fastmlp').__version__}, numpy {np.__version__}, numba {numba.__version__}, "
+               f"click {version('click')}, python {sys.version.split()[0]}")
+    click.echo(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), threading layer: "
+               f"{numba.config.THREADING_LAYER}")
+    click.echo(f"cpu: {peak['description']}")
+    gpu = cuda_backend.gpu_info()
+    click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
+
+
+for _command in GRID_COMMANDS:
+    main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

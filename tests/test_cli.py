@@ -1,0 +1,119 @@
+"""The first commands: train, symmetry, bench, info (options and --json keys are a contract)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fastmlp.cli import main
+
+from conftest import TITANIC
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_train_json_has_the_contract_keys():
+    r = run("train", "--dataset", "xor", "--hidden", "4,3", "--init", "he_normal", "--steps", "200",
+            "--lr", "0.5", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    for key in ("final_loss", "train_accuracy", "status", "diverged_step", "distinct_units", "weights_moved",
+                "loss_curve"):
+        assert key in out
+    assert out["status"] == "ok" and out["diverged_step"] is None
+    assert len(out["distinct_units"]) == 2 and len(out["weights_moved"]) == 3
+    assert out["final_loss"] < out["loss_curve"][0]
+    assert len(out["loss_curve"]) == 20
+
+
+@pytest.mark.skipif(not TITANIC.exists(), reason="the Titanic data is not beside the checkout")
+def test_train_zero_init_on_titanic_keeps_weights_still():
+    r = run("train", "--dataset", "titanic", "--data-file", str(TITANIC), "--hidden", "4", "--init", "zeros",
+            "--lr", "0.01", "--steps", "1000", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["weights_moved"] == [False, False] and out["distinct_units"] == [1]
+
+
+def test_train_table_output():
+    r = run("train", "--dataset", "circles", "--hidden", "8", "--steps", "50")
+    assert r.exit_code == 0, r.output
+    assert "final loss" in r.output and "distinct units" in r.output
+
+
+def test_symmetry_rows_tell_the_story():
+    r = run("symmetry", "--dataset", "circles", "--hidden", "6", "--steps", "400", "--lr", "0.5", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {row["init"]: row for row in json.loads(r.output)}
+    assert set(rows) == {"zeros", "constant", "tiny random", "xavier", "he", "large random", "constant + dropout"}
+    for row in rows.values():
+        for key in ("init", "final_loss", "train_accuracy", "distinct_units", "weights_moved", "status",
+                    "diverged_step", "reading"):
+            assert key in row
+    assert rows["zeros"]["weights_moved"] == [False, False]
+    assert rows["constant"]["distinct_units"] == [1]
+    assert rows["xavier"]["distinct_units"] == [6]
+    assert rows["constant + dropout"]["distinct_units"] == [6]
+    assert rows["xavier"]["final_loss"] < rows["constant"]["final_loss"]
+    table = run("symmetry", "--dataset", "circles", "--hidden", "6", "--steps", "100")
+    assert table.exit_code == 0 and "copies" in table.output
+
+
+def test_bench_json_rows():
+    r = run("bench", "--workload", "w1", "--dtype", "float64", "--networks", "4", "--steps", "20",
+            "--reference-networks", "2", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    impls = [row["impl"] for row in rows]
+    assert impls[0].startswith("fastmlp") and "numpy reference (loop)" in impls
+    for row in rows:
+        for key in ("impl", "workload", "dtype", "nets_per_s", "gflops", "pct_peak", "compile_s"):
+            assert key in row
+        assert row["nets_per_s"] > 0 and row["loss_max_rel_diff"] < 1e-9
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--activation", "swish"], "swish"),
+    (["train", "--hidden", "32x"], "malformed hidden layers"),
+    (["train", "--lr", "-1"], "learning rate must be > 0"),
+    (["train", "--lr", "0"], "learning rate must be > 0"),
+    (["train", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+    (["train", "--dataset", "csv", "--data-file", "missing.csv", "--target", "y"], "missing.csv"),
+    (["train", "--init", "glorot"], "glorot"),
+    (["train", "--steps", "0"], "0"),
+    (["train", "--dropout", "1.5"], "dropout"),
+    (["bench", "--peers", "tensorflow"], "unknown peer 'tensorflow'"),
+])
+def test_bad_input_is_a_usage_error(args, needle):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.output
+    assert "Traceback" not in r.output
+
+
+def test_csv_with_a_missing_target_column(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("a,b,label\n1,2,0\n3,4,1\n5,6,0\n")
+    r = run("train", "--dataset", str(f), "--target", "nope", "--steps", "5")
+    assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_info_and_shim():
+    r = run("info")
+    assert r.exit_code == 0 and "threads" in r.output and "gpu" in r.output
+    p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0 and "symmetry" in p.stdout
+
+
+def test_cuda_backend_without_a_gpu_is_a_clear_message(monkeypatch):
+    from fastmlp.engine import cuda_backend
+    if cuda_backend.simulated() or "no usable" not in str(cuda_backend.gpu_info()):
+        pytest.skip("a GPU or the simulator is available here")
+    r = run("train", "--backend", "cuda", "--steps", "5")
+    assert r.exit_code == 2 and "not usable" in r.output and "Traceback" not in r.output

@@ -12,3 +12,5 @@ CACHE = os.environ.get("FASTMLP_NO_CACHE", "") == ""
 # loops that divide (Python's model puts a zero check, and a branch, in every iteration).
 ERROR_MODEL = "numpy"
 JIT = dict(fastmath=FASTMATH, error_model=ERROR_MODEL)
+# without reassoc: for loops that must keep the source's order of operations exactly (see cpu.py)
+JIT_EXACT = dict(fastmath=FASTMATH - {"reassoc"}, error_model=ERROR_MODEL)

@@ -11,7 +11,7 @@ output unit), never over units; every reduction over samples is one plain loop p
 import numpy as np
 from numba import njit, prange
 
-from .config import CACHE, JIT
+from .config import CACHE, JIT, JIT_EXACT
 from .mathfn import tanh_fast
 from .. import rng
 
@@ -25,29 +25,47 @@ _HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
 LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
 
 _jit = dict(cache=CACHE, **JIT)
+# for loops whose per-element order must be exactly the source's (they vectorise along samples without it)
+_jit_exact = dict(cache=CACHE, **JIT_EXACT)
 
 
-@njit(**_jit)
-def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt):
+@njit(**_jit_exact)
+def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow):
+    """out[j] = b[j] + sum_k W[j, k] inp[k] for every unit j, in blocks of 8 inputs per pass over the samples.
+
+    Inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0, adding exact zeros, so that every
+    unit and every block runs the same code. Compiled without ``reassoc``: the sum's order is the source's.
+    """
     for j in range(fo):
         orow = out[or0 + j]
-        bj = p[b0 + j]
-        for s in range(Bt):
-            orow[s] = bj
         wr = w0 + j * fi
-        k = 0
-        while k + 4 <= fi:
-            wa, wb, wc, wd = p[wr + k], p[wr + k + 1], p[wr + k + 2], p[wr + k + 3]
-            ia, ib, ic, id_ = inp[ir0 + k], inp[ir0 + k + 1], inp[ir0 + k + 2], inp[ir0 + k + 3]
-            for s in range(Bt):
-                orow[s] += wa * ia[s] + wb * ib[s] + wc * ic[s] + wd * id_[s]
-            k += 4
-        while k < fi:
-            w = p[wr + k]
-            ia = inp[ir0 + k]
-            for s in range(Bt):
-                orow[s] += w * ia[s]
-            k += 1
+        bj = p[b0 + j]
+        for k in range(0, fi, 8):
+            zero = bj - bj
+            w_0 = p[wr + k]
+            w_1 = p[wr + k + 1] if k + 1 < fi else zero
+            w_2 = p[wr + k + 2] if k + 2 < fi else zero
+            w_3 = p[wr + k + 3] if k + 3 < fi else zero
+            w_4 = p[wr + k + 4] if k + 4 < fi else zero
+            w_5 = p[wr + k + 5] if k + 5 < fi else zero
+            w_6 = p[wr + k + 6] if k + 6 < fi else zero
+            w_7 = p[wr + k + 7] if k + 7 < fi else zero
+            a_0 = inp[ir0 + k]
+            a_1 = inp[ir0 + k + 1] if k + 1 < fi else zrow
+            a_2 = inp[ir0 + k + 2] if k + 2 < fi else zrow
+            a_3 = inp[ir0 + k + 3] if k + 3 < fi else zrow
+            a_4 = inp[ir0 + k + 4] if k + 4 < fi else zrow
+            a_5 = inp[ir0 + k + 5] if k + 5 < fi else zrow
+            a_6 = inp[ir0 + k + 6] if k + 6 < fi else zrow
+            a_7 = inp[ir0 + k + 7] if k + 7 < fi else zrow
+            if k == 0:
+                for s in range(Bt):
+                    orow[s] = bj + (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+                                    + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+            else:
+                for s in range(Bt):
+                    orow[s] += (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+                                + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
 
 
 @njit(**_jit)
@@ -136,18 +154,41 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
 
 
 @njit(**_jit)
-def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero):
-    """G[W] = D @ inp.T and G[b] = D.sum(1); returns the squared norm of the weight gradient."""
+def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
+    """G[W] = D @ inp.T and G[b] = D.sum(1); returns the squared norm of the weight gradient.
+
+    Four inputs share a pass over the samples; inputs past ``fi`` read ``zrow`` and are discarded, so every
+    (unit, input) pair is reduced by the same code, in the same order.
+    """
     sq = zero
     for j in range(fo):
         drow = D[dr0 + j]
-        for k in range(fi):
-            irow = inp[ir0 + k]
-            acc = zero
+        for k in range(0, fi, 4):
+            a_0 = inp[ir0 + k]
+            a_1 = inp[ir0 + k + 1] if k + 1 < fi else zrow
+            a_2 = inp[ir0 + k + 2] if k + 2 < fi else zrow
+            a_3 = inp[ir0 + k + 3] if k + 3 < fi else zrow
+            c_0 = zero
+            c_1 = zero
+            c_2 = zero
+            c_3 = zero
             for s in range(Bt):
-                acc += drow[s] * irow[s]
-            G[w0 + j * fi + k] = acc
-            sq += acc * acc
+                d = drow[s]
+                c_0 += d * a_0[s]
+                c_1 += d * a_1[s]
+                c_2 += d * a_2[s]
+                c_3 += d * a_3[s]
+            G[w0 + j * fi + k] = c_0
+            sq += c_0 * c_0
+            if k + 1 < fi:
+                G[w0 + j * fi + k + 1] = c_1
+                sq += c_1 * c_1
+            if k + 2 < fi:
+                G[w0 + j * fi + k + 2] = c_2
+                sq += c_2 * c_2
+            if k + 3 < fi:
+                G[w0 + j * fi + k + 3] = c_3
+                sq += c_3 * c_3
         acc = zero
         for s in range(Bt):
             acc += drow[s]
@@ -155,7 +196,7 @@ def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero):
     return sq
 
 
-@njit(**_jit)
+@njit(**_jit_exact)
 def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c):
     """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below."""
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
@@ -250,6 +291,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     xb = X if full else np.empty((F, Bmax), dtype=X.dtype)
     tb = T if full else np.empty((K, Bmax), dtype=T.dtype)
     G = np.empty(P, dtype=params.dtype)
+    zrow = np.zeros(Bmax, dtype=params.dtype)
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
     perm = np.arange(S)
@@ -278,11 +320,11 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         for l in range(L):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt, zrow)
             elif use_drop:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt, zrow)
             else:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt, zrow)
             if l < L - 1:
                 _activate(H, roff[l], fo, Bt, act, c)
                 if use_drop:
@@ -302,11 +344,11 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         for l in range(L - 1, -1, -1):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                sq = _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero)
+                sq = _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             elif use_drop:
-                sq = _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero)
+                sq = _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             else:
-                sq = _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero)
+                sq = _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             if track and rec:
                 gnorms[n, t // record_every, l] = np.sqrt(sq)
             if l > 0:

@@ -1,0 +1,34 @@
+"""pytest-benchmark suites: ``python -m pytest bench/`` (not part of the test command; see README)."""
+import os
+
+import pytest
+
+from fastmlp.workloads import make_workload
+
+# FASTMLP_BENCH_NETWORKS / FASTMLP_BENCH_STEPS shrink the workloads for a quick look
+_N = os.environ.get("FASTMLP_BENCH_NETWORKS")
+_STEPS = os.environ.get("FASTMLP_BENCH_STEPS")
+
+
+@pytest.fixture(scope="session")
+def workloads():
+    cache = {}
+
+    def get(name, dtype, n_networks=None):
+        key = (name, dtype, n_networks)
+        if key not in cache:
+            cache[key] = make_workload(name, dtype, n_networks=n_networks or (int(_N) if _N else None),
+                                       steps=int(_STEPS) if _STEPS else None)
+        return cache[key]
+    return get
+
+
+def record(benchmark, workload, n_networks):
+    """Attach nets/s and GFLOP/s (matrix-product model, see fastmlp.workloads) to the benchmark's JSON."""
+    from fastmlp.benchmark import machine_peak
+    secs = benchmark.stats.stats.min
+    nets = n_networks / secs
+    gflops = workload.flops_per_network() * nets / 1e9
+    dtype = str(workload.params.dtype)
+    benchmark.extra_info.update(nets_per_s=nets, gflops=gflops, pct_peak=100 * gflops / machine_peak()[dtype],
+                                networks=n_networks)

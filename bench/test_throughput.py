@@ -1,0 +1,49 @@
+"""Throughput of the Numba engine against the NumPy reference and the peers, on W1 and W2.
+
+Run: ``python -m pytest bench/ --benchmark-columns=min,median,rounds`` (the table's per-call times divide by
+``extra_info['networks']``; ``fastmlp bench`` prints nets/s and GFLOP/s directly).
+"""
+import pytest
+
+from fastmlp.train import train_batch
+
+from conftest import record
+
+DTYPES = ("float32", "float64")
+# the reference loops over networks: it times a subset (its per-network cost does not depend on the others)
+SUBSET = {"w1": 8, "w2": 2}
+
+
+def _train(w, backend):
+    return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds, backend=backend)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_fastmlp_numba(benchmark, workloads, name, dtype):
+    w = workloads(name, dtype)
+    _train(workloads(name, dtype, 2), "numba")  # compile (or load the cache) outside the timing
+    benchmark.pedantic(_train, args=(w, "numba"), rounds=3, iterations=1)
+    record(benchmark, w, w.n_networks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_numpy_reference(benchmark, workloads, name, dtype):
+    w = workloads(name, dtype, SUBSET[name])
+    benchmark.pedantic(_train, args=(w, "numpy"), rounds=1, iterations=1)
+    record(benchmark, w, w.n_networks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("peer,variant", [("numpy", "batched"), ("torch", "vmap"), ("jax", "vmap")])
+@pytest.mark.parametrize("name", ["w1", "w2"])
+def test_peer(benchmark, workloads, name, peer, variant, dtype):
+    from fastmlp.peers import PEERS
+    ok, why = PEERS[peer].available()
+    if not ok:
+        pytest.skip(why)
+    w = workloads(name, dtype)
+    PEERS[peer].train(workloads(name, dtype, 2), variant)  # JIT outside the timing
+    benchmark.pedantic(PEERS[peer].train, args=(w, variant), rounds=1, iterations=1)
+    record(benchmark, w, w.n_networks)

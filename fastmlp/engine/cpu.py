@@ -30,42 +30,52 @@ _jit_exact = dict(cache=CACHE, **JIT_EXACT)
 
 
 @njit(**_jit_exact)
-def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow):
-    """out[j] = b[j] + sum_k W[j, k] inp[k] for every unit j, in blocks of 8 inputs per pass over the samples.
+def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
+    """out[j] = b[j] + sum_k W[j, k] inp[k]: two units and eight inputs per pass over the samples.
 
-    Inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0, adding exact zeros, so that every
-    unit and every block runs the same code. Compiled without ``reassoc``: the sum's order is the source's.
+    Every unit runs the same code: inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0,
+    adding exact zeros, and an odd last unit is paired with a copy of itself written to ``spare``. Compiled
+    without ``reassoc``, so each sum is taken in the source's order.
     """
-    for j in range(fo):
+    for j in range(0, fo, 2):
+        jb = j + 1 if j + 1 < fo else j
         orow = out[or0 + j]
-        wr = w0 + j * fi
-        bj = p[b0 + j]
+        orow2 = out[or0 + jb] if jb != j else spare
+        wr, wr2 = w0 + j * fi, w0 + jb * fi
+        bj, bj2 = p[b0 + j], p[b0 + jb]
+        zero = bj - bj
         for k in range(0, fi, 8):
-            zero = bj - bj
-            w_0 = p[wr + k]
-            w_1 = p[wr + k + 1] if k + 1 < fi else zero
-            w_2 = p[wr + k + 2] if k + 2 < fi else zero
-            w_3 = p[wr + k + 3] if k + 3 < fi else zero
-            w_4 = p[wr + k + 4] if k + 4 < fi else zero
-            w_5 = p[wr + k + 5] if k + 5 < fi else zero
-            w_6 = p[wr + k + 6] if k + 6 < fi else zero
-            w_7 = p[wr + k + 7] if k + 7 < fi else zero
+            u = fi - k  # inputs left in this block
             a_0 = inp[ir0 + k]
-            a_1 = inp[ir0 + k + 1] if k + 1 < fi else zrow
-            a_2 = inp[ir0 + k + 2] if k + 2 < fi else zrow
-            a_3 = inp[ir0 + k + 3] if k + 3 < fi else zrow
-            a_4 = inp[ir0 + k + 4] if k + 4 < fi else zrow
-            a_5 = inp[ir0 + k + 5] if k + 5 < fi else zrow
-            a_6 = inp[ir0 + k + 6] if k + 6 < fi else zrow
-            a_7 = inp[ir0 + k + 7] if k + 7 < fi else zrow
+            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
+            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
+            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
+            a_4 = inp[ir0 + k + 4] if u > 4 else zrow
+            a_5 = inp[ir0 + k + 5] if u > 5 else zrow
+            a_6 = inp[ir0 + k + 6] if u > 6 else zrow
+            a_7 = inp[ir0 + k + 7] if u > 7 else zrow
+            w_0, v_0 = p[wr + k], p[wr2 + k]
+            w_1, v_1 = (p[wr + k + 1], p[wr2 + k + 1]) if u > 1 else (zero, zero)
+            w_2, v_2 = (p[wr + k + 2], p[wr2 + k + 2]) if u > 2 else (zero, zero)
+            w_3, v_3 = (p[wr + k + 3], p[wr2 + k + 3]) if u > 3 else (zero, zero)
+            w_4, v_4 = (p[wr + k + 4], p[wr2 + k + 4]) if u > 4 else (zero, zero)
+            w_5, v_5 = (p[wr + k + 5], p[wr2 + k + 5]) if u > 5 else (zero, zero)
+            w_6, v_6 = (p[wr + k + 6], p[wr2 + k + 6]) if u > 6 else (zero, zero)
+            w_7, v_7 = (p[wr + k + 7], p[wr2 + k + 7]) if u > 7 else (zero, zero)
             if k == 0:
                 for s in range(Bt):
-                    orow[s] = bj + (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
-                                    + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+                    x0, x1, x2, x3, x4, x5, x6, x7 = a_0[s], a_1[s], a_2[s], a_3[s], a_4[s], a_5[s], a_6[s], a_7[s]
+                    orow[s] = bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                    + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
+                    orow2[s] = bj2 + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+                                      + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7)))
             else:
                 for s in range(Bt):
-                    orow[s] += (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
-                                + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+                    x0, x1, x2, x3, x4, x5, x6, x7 = a_0[s], a_1[s], a_2[s], a_3[s], a_4[s], a_5[s], a_6[s], a_7[s]
+                    orow[s] += (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
+                    orow2[s] += (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+                                 + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7)))
 
 
 @njit(**_jit)
@@ -157,66 +167,107 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
 def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
     """G[W] = D @ inp.T and G[b] = D.sum(1); returns the squared norm of the weight gradient.
 
-    Four inputs share a pass over the samples; inputs past ``fi`` read ``zrow`` and are discarded, so every
-    (unit, input) pair is reduced by the same code, in the same order.
+    Two units and four inputs share a pass over the samples. Inputs past ``fi`` read ``zrow`` and an odd last
+    unit is paired with itself; their sums are discarded. So every (unit, input) pair is reduced by the same
+    code, in the same order.
     """
     sq = zero
-    for j in range(fo):
-        drow = D[dr0 + j]
+    for j in range(0, fo, 2):
+        jb = j + 1 if j + 1 < fo else j
+        d0, d1 = D[dr0 + j], D[dr0 + jb]
         for k in range(0, fi, 4):
+            u = fi - k
             a_0 = inp[ir0 + k]
-            a_1 = inp[ir0 + k + 1] if k + 1 < fi else zrow
-            a_2 = inp[ir0 + k + 2] if k + 2 < fi else zrow
-            a_3 = inp[ir0 + k + 3] if k + 3 < fi else zrow
-            c_0 = zero
-            c_1 = zero
-            c_2 = zero
-            c_3 = zero
+            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
+            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
+            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
+            c00 = zero
+            c01 = zero
+            c02 = zero
+            c03 = zero
+            c10 = zero
+            c11 = zero
+            c12 = zero
+            c13 = zero
             for s in range(Bt):
-                d = drow[s]
-                c_0 += d * a_0[s]
-                c_1 += d * a_1[s]
-                c_2 += d * a_2[s]
-                c_3 += d * a_3[s]
-            G[w0 + j * fi + k] = c_0
-            sq += c_0 * c_0
-            if k + 1 < fi:
-                G[w0 + j * fi + k + 1] = c_1
-                sq += c_1 * c_1
-            if k + 2 < fi:
-                G[w0 + j * fi + k + 2] = c_2
-                sq += c_2 * c_2
-            if k + 3 < fi:
-                G[w0 + j * fi + k + 3] = c_3
-                sq += c_3 * c_3
-        acc = zero
+                x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
+                e0, e1 = d0[s], d1[s]
+                c00 += e0 * x0
+                c01 += e0 * x1
+                c02 += e0 * x2
+                c03 += e0 * x3
+                c10 += e1 * x0
+                c11 += e1 * x1
+                c12 += e1 * x2
+                c13 += e1 * x3
+            g0, g1 = w0 + j * fi + k, w0 + jb * fi + k
+            G[g0] = c00
+            sq += c00 * c00
+            if u > 1:
+                G[g0 + 1] = c01
+                sq += c01 * c01
+            if u > 2:
+                G[g0 + 2] = c02
+                sq += c02 * c02
+            if u > 3:
+                G[g0 + 3] = c03
+                sq += c03 * c03
+            if jb != j:
+                G[g1] = c10
+                sq += c10 * c10
+                if u > 1:
+                    G[g1 + 1] = c11
+                    sq += c11 * c11
+                if u > 2:
+                    G[g1 + 2] = c12
+                    sq += c12 * c12
+                if u > 3:
+                    G[g1 + 3] = c13
+                    sq += c13 * c13
+        acc0 = zero
+        acc1 = zero
         for s in range(Bt):
-            acc += drow[s]
-        G[b0 + j] = acc
+            acc0 += d0[s]
+            acc1 += d1[s]
+        G[b0 + j] = acc0
+        G[b0 + jb] = acc1
     return sq
 
 
 @njit(**_jit_exact)
-def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c):
-    """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below."""
+def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, spare):
+    """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below.
+
+    Two destination units and four source units per pass; as in ``_forward_layer``, missing source units read
+    ``zrow`` with weight 0 and an odd last destination unit is paired with a copy of itself in ``spare``.
+    """
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
+    for k in range(0, fi, 2):
+        kb = k + 1 if k + 1 < fi else k
+        r0 = D[dst0 + k]
+        r1 = D[dst0 + kb] if kb != k else spare
+        for j in range(0, fo, 4):
+            u = fo - j
+            e_0 = D[dr0 + j]
+            e_1 = D[dr0 + j + 1] if u > 1 else zrow
+            e_2 = D[dr0 + j + 2] if u > 2 else zrow
+            e_3 = D[dr0 + j + 3] if u > 3 else zrow
+            w_0, v_0 = p[w0 + j * fi + k], p[w0 + j * fi + kb]
+            w_1, v_1 = (p[w0 + (j + 1) * fi + k], p[w0 + (j + 1) * fi + kb]) if u > 1 else (zero, zero)
+            w_2, v_2 = (p[w0 + (j + 2) * fi + k], p[w0 + (j + 2) * fi + kb]) if u > 2 else (zero, zero)
+            w_3, v_3 = (p[w0 + (j + 3) * fi + k], p[w0 + (j + 3) * fi + kb]) if u > 3 else (zero, zero)
+            if j == 0:
+                for s in range(Bt):
+                    x0, x1, x2, x3 = e_0[s], e_1[s], e_2[s], e_3[s]
+                    r0[s] = (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)
+                    r1[s] = (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)
+            else:
+                for s in range(Bt):
+                    x0, x1, x2, x3 = e_0[s], e_1[s], e_2[s], e_3[s]
+                    r0[s] += (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)
+                    r1[s] += (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)
     for k in range(fi):
         drow = D[dst0 + k]
-        for s in range(Bt):
-            drow[s] = zero
-        j = 0
-        while j + 4 <= fo:
-            wa, wb, wc, wd = p[w0 + j * fi + k], p[w0 + (j + 1) * fi + k], p[w0 + (j + 2) * fi + k], p[w0 + (j + 3) * fi + k]
-            da, db, dc, dd = D[dr0 + j], D[dr0 + j + 1], D[dr0 + j + 2], D[dr0 + j + 3]
-            for s in range(Bt):
-                drow[s] += wa * da[s] + wb * db[s] + wc * dc[s] + wd * dd[s]
-            j += 4
-        while j < fo:
-            w = p[w0 + j * fi + k]
-            dj = D[dr0 + j]
-            for s in range(Bt):
-                drow[s] += w * dj[s]
-            j += 1
         if use_mask:
             mrow = M[dst0 + k]
             for s in range(Bt):
@@ -291,7 +342,8 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     xb = X if full else np.empty((F, Bmax), dtype=X.dtype)
     tb = T if full else np.empty((K, Bmax), dtype=T.dtype)
     G = np.empty(P, dtype=params.dtype)
-    zrow = np.zeros(Bmax, dtype=params.dtype)
+    zrow = np.zeros(Bmax, dtype=params.dtype)   # stands in for missing inputs: always zero
+    spare = np.empty(Bmax, dtype=params.dtype)  # takes the discarded twin of an odd last unit
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
     perm = np.arange(S)
@@ -320,11 +372,11 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         for l in range(L):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt, zrow)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt, zrow, spare)
             elif use_drop:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt, zrow)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt, zrow, spare)
             else:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt, zrow)
+                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt, zrow, spare)
             if l < L - 1:
                 _activate(H, roff[l], fo, Bt, act, c)
                 if use_drop:
@@ -352,7 +404,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
             if track and rec:
                 gnorms[n, t // record_every, l] = np.sqrt(sq)
             if l > 0:
-                _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, H, M, use_drop, act, c)
+                _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, H, M, use_drop, act, c, zrow, spare)
 
         # update
         cvt[1] = 1.0

@@ -6,12 +6,13 @@ Set ``NUMBA_ENABLE_CUDASIM=1`` before numba is imported to run these kernels on 
 
 Design: the small-network path (implemented)
 ---------------------------------------------
-One thread block trains one network for all steps. The grid is the N networks (in launches of at most as
-many networks as the scratch memory allows; networks are independent, so chunking never changes a result).
-Per-network state lives in global-memory scratch sized ``N x ...`` and allocated once per call:
-activations ``H`` and deltas ``D`` (``rows x batch``, feature-major as on the CPU, so that consecutive threads
-touch consecutive samples and loads coalesce), the dropout masks and dropped activations, the gathered
-minibatch, the gradient ``G`` and the optimiser moments, a reduction buffer ``R`` and the epoch permutation.
+One thread block trains one network for all steps; all networks train in one launch. Blocks are persistent:
+the grid is min(N, 32 x SMs, what the scratch memory allows) and block ``b`` trains networks ``b, b + grid,
+...`` in turn (networks are independent, so the grid size never changes a result). Per-block state lives in
+global-memory scratch sized ``grid x ...``, allocated once per call: activations ``H`` and deltas ``D``
+(``rows x batch``, feature-major as on the CPU, so that consecutive threads touch consecutive samples and
+loads coalesce), the dropout masks and dropped activations, the gathered minibatch, the gradient ``G`` and the
+optimiser moments, a reduction buffer ``R`` and the epoch permutation; every array is flat (one descriptor).
 A step is a fixed sequence of phases separated by ``cuda.syncthreads()``:
 
 1. minibatch: at the first step of an epoch the block sorts the epoch's keys (below); then it gathers the
@@ -52,13 +53,17 @@ Real GPU, W1 (891 samples, 7 -> 4 -> 1, 1000 steps, 16384 networks), not measure
 Per step and network: forward 891 x (28 + 4) FMAs, backward about twice that: ~100k FMAs, i.e. 1.6e12 FMAs
 for the sweep -- 0.05 s at an H100's FP32 peak, so the kernel is bound by memory and latency, not
 arithmetic. ``H`` and ``D`` are 5 x 891 per network (18 KB each in float32): 16384 networks give 600 MB of
-scratch, more than L2 (50 MB), so every phase streams them from HBM; estimate ~150 KB of traffic per step and
-network -> ~2.5 TB -> ~1 s at 3 TB/s. The reduction phases (loss tree, weight-gradient partial sums) keep
-few threads busy and cost ~10 barriers per step. With 128 threads per block (the default) and a few dozen
-registers, 16 blocks per SM are resident: the 16384 blocks run in ~8 waves on 132 SMs.
+scratch in all, but only the resident blocks' scratch is live at a time (a few hundred blocks x 36 KB, well
+inside the 50 MB L2), so the phases mostly hit L2; estimate ~150 KB of traffic per step and network ->
+~2.5 TB of L2 traffic for the sweep -> of the order of 1 s. The reduction phases (loss tree, weight-gradient
+partial sums) keep few threads busy and cost ~10 barriers per step. Compiled for sm_90 (``cuda.compile_ptx``
++ ``ptxas -v``, no GPU needed) the kernel uses 184 registers per thread in float32 and 210 in float64,
+without spills (every device function is inlined; NVVM unrolls the inner loops); limiting it to 64 spills
+~0.6 KB per thread. At 184 registers only 2 blocks of 128 threads (8 warps) are resident per SM: latency
+hiding is thin, and that is the first thing to measure (against ``max_registers=96/128``, 64-thread blocks).
 Expected next steps once a GPU is at hand: measure with Nsight; put ``X``/``T`` (7 x 891 floats = 25 KB) in
 shared memory for full-batch runs and ``H``/``D`` in shared memory when ``2 x rows x batch`` fits (36 KB for
-W1 in float32), which removes the HBM traffic; a warp per network instead of a block for tiny batches.
+W1 in float32), which moves that traffic from L2 to shared memory; a warp per network instead of a block for tiny batches.
 
 Wide layers (784 -> 300 x 20 -> 10, batch 256): what a tiled path needs (not implemented)
 ---------------------------------------------------------------------------------------
@@ -78,7 +83,7 @@ import numpy as np
 from numba import cuda
 
 from .config import CACHE
-from .cpu import ACT_CODES, OPT_CODES, OUT_CODES, LR, MOM, WD, DROP, KEEP  # noqa: F401 (re-exported codes)
+from .cpu import DROP, KEEP, LR, MOM, WD  # columns of the hyper-parameter arrays
 
 # indices into the per-dtype constant vector ``c`` (the same vector the CPU engine takes)
 _HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
@@ -123,18 +128,18 @@ def dropout_key(seed, step, layer):
 
 
 @cuda.jit(device=True)
-def epoch_permutation(keys, idx, seed, epoch, S):
-    """Block-cooperative: ``idx[:S]`` = argsort of the epoch's keys (bitonic sort of (key, index) pairs).
+def epoch_permutation(ps, seed, epoch, S):
+    """Block-cooperative: ``ps[Sp:Sp+S]`` = argsort of the epoch's keys, by a bitonic sort of (key, index).
 
-    ``keys`` and ``idx`` have a power-of-two length >= S; ends with a barrier.
+    ``ps`` (uint64) holds ``Sp`` keys then ``Sp`` indices, ``Sp`` a power of two >= S; ends with a barrier.
     """
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    Sp = keys.shape[0]
+    Sp = ps.shape[0] // 2
     key = stream_key(seed, _SHUFFLE | np.uint64(epoch))
     for i in range(tid, Sp, nt):
-        keys[i] = bits_at(key, i) if i < S else _UMAX
-        idx[i] = i
+        ps[i] = bits_at(key, i) if i < S else _UMAX
+        ps[Sp + i] = np.uint64(i)
     cuda.syncthreads()
     k = 2
     while k <= Sp:
@@ -143,26 +148,26 @@ def epoch_permutation(keys, idx, seed, epoch, S):
             for i in range(tid, Sp, nt):
                 m = i ^ j
                 if m > i:
-                    ki = keys[i]
-                    km = keys[m]
-                    ii = idx[i]
-                    im = idx[m]
+                    ki = ps[i]
+                    km = ps[m]
+                    ii = ps[Sp + i]
+                    im = ps[Sp + m]
                     gt = ki > km or (ki == km and ii > im)
                     up = (i & k) == 0
                     if gt == up:
-                        keys[i] = km
-                        keys[m] = ki
-                        idx[i] = im
-                        idx[m] = ii
+                        ps[i] = km
+                        ps[m] = ki
+                        ps[Sp + i] = im
+                        ps[Sp + m] = ii
             cuda.syncthreads()
             j = j // 2
         k = k * 2
 
 
 @cuda.jit(device=True)
-def tree_sum(buf, n):
-    """Block-cooperative: ``buf[0]`` = sum of ``buf[:n]`` by a fixed pairwise tree (independent of the
-    number of threads). Call after a barrier; ends with one (when n > 1)."""
+def tree_sum(buf, base, n):
+    """Block-cooperative: ``buf[base]`` = sum of ``buf[base:base+n]`` by a fixed pairwise tree, the same
+    whatever the number of threads. Call after a barrier; ends with one (when n > 1)."""
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     stride = 1
@@ -172,7 +177,7 @@ def tree_sum(buf, n):
         for q in range(tid, npairs, nt):
             i = q * step
             if i + stride < n:
-                buf[i] += buf[i + stride]
+                buf[base + i] += buf[base + i + stride]
         cuda.syncthreads()
         stride = step
 
@@ -204,48 +209,68 @@ def activation_grad(h, act, one, slope, zero):
 
 
 @cuda.jit(device=True)
-def update_range(p, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
-    """The optimiser step for parameters ``i0 .. i1-1``, split over the block's threads."""
+def update_range(p, scr, oG, oV, oM2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
+    """The optimiser step for parameters ``i0 .. i1-1`` (gradient and moments in ``scr``), over the threads."""
     for i in range(i0 + cuda.threadIdx.x, i1, cuda.blockDim.x):
-        g = G[i] + wd * p[i]
+        g = scr[oG + i] + wd * p[i]
         if opt == 0:
             p[i] -= lr * g
         elif opt == 1:
-            v = mu * V[i] + g
-            V[i] = v
+            v = mu * scr[oV + i] + g
+            scr[oV + i] = v
             p[i] -= lr * v
         elif opt == 2:
-            v = mu * V[i] + g
-            V[i] = v
+            v = mu * scr[oV + i] + g
+            scr[oV + i] = v
             p[i] -= lr * (g + mu * v)
         else:
-            v = mu * V[i] + (one - mu) * g
-            m2 = b2 * M2[i] + (one - b2) * (g * g)
-            V[i] = v
-            M2[i] = m2
+            v = mu * scr[oV + i] + (one - mu) * g
+            m2 = b2 * scr[oM2 + i] + (one - b2) * (g * g)
+            scr[oV + i] = v
+            scr[oM2 + i] = m2
             p[i] -= lr * (v * c1) / (math.sqrt(m2 * c2) + eps)
 
 
-@cuda.jit(cache=CACHE)
-def train_kernel(sizes, w_off, b_off, roff, act, out, opt, params, X, T, hyper, hyper64, seeds,
-                 steps, batch_size, record_every, c, track, chunk, curves, diverged, gnorms,
-                 H, D, A, MK, XB, TB, G, V, M2, R, CV, PK, PI):
-    """Trains network ``blockIdx.x`` of ``params`` (N, P) in place, for all steps.
+# ``geo`` (int64): a header of scratch offsets and dimensions, then sizes[L+1], w_off[L], b_off[L], roff[L]
+(G_H, G_D, G_A, G_M, G_XB, G_TB, G_G, G_V, G_M2, G_R, G_CV, G_BM, G_F, G_S, G_K, G_NREC) = range(16)
+G_HDR = 16
 
-    X (features, samples) and T (outputs, samples) as for the CPU kernel; ``hyper``/``hyper64``/``c`` too.
-    Scratch, first axis the network (or 1 where unused): H, D (N, rows, Bmax); A, MK (N, hidden rows, Bmax)
-    dropped activations and masks; XB, TB (N, F|K, Bmax) the gathered minibatch, or X[None], T[None] for full
-    batch; G, V, M2 (N, P); R (N, nR) reductions; CV (N, 4) dtype-rounded scalars; PK, PI (N, Sp) the
-    epoch permutation's keys and indices.
+
+@cuda.jit(cache=CACHE)
+def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, steps, batch_size, record_every,
+                 c, track, chunk, curves, diverged, gnorms, SCR, PS):
+    """Trains the networks ``blockIdx.x, blockIdx.x + gridDim.x, ...`` of ``params`` (N, P) in place.
+
+    ``X`` (features x samples) and ``T`` (outputs x samples) are flattened, feature-major; ``hyper``,
+    ``hyper64`` and ``c`` are those of the CPU kernel; ``curves`` (N * n_records), ``diverged`` (N) and
+    ``gnorms`` (N * n_records * L) are flat outputs. ``SCR`` (grid, n_scratch) holds each block's float scratch
+    at the offsets in ``geo``: activations H, deltas D (rows x Bmax each), dropped activations A and masks M,
+    the gathered minibatch XB, TB, gradient G, moments V, M2, reductions R and three dtype-rounded scalars CV.
+    ``PS`` (grid, 2 Sp) uint64 holds the epoch permutation's keys and indices ((1, 2) for full batch).
+    All arrays are flat so that a thread keeps few array descriptors in registers.
     """
-    n = cuda.blockIdx.x
+    blk = cuda.blockIdx.x
+    N = params.shape[0]
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    L = sizes.shape[0] - 1
-    F = X.shape[0]
-    S = X.shape[1]
-    K = T.shape[0]
     P = params.shape[1]
+    oH = geo[G_H]
+    oD = geo[G_D]
+    oA = geo[G_A]
+    oM = geo[G_M]
+    oG = geo[G_G]
+    oV = geo[G_V]
+    oM2 = geo[G_M2]
+    oR = geo[G_R]
+    oCV = geo[G_CV]
+    Bm = geo[G_BM]
+    S = geo[G_S]
+    K = geo[G_K]
+    nrec = geo[G_NREC]
+    gs = G_HDR
+    gw = gs + L + 1
+    gb = gw + L
+    gr = gb + L
     full = batch_size <= 0 or batch_size >= S
     per_epoch = 1 if full else (S + batch_size - 1) // batch_size
     half = c[_HALF]
@@ -255,238 +280,251 @@ def train_kernel(sizes, w_off, b_off, roff, act, out, opt, params, X, T, hyper, 
     zero = c[_ZERO]
     b2 = c[_BETA2]
     eps = c[_EPS]
+    scr = SCR[blk]
+    ps = PS[0 if full else blk]
+    Sp = ps.shape[0] // 2
+    # where the batch's inputs and targets are read: X, T themselves (full batch) or the gathered copy
+    if full:
+        xs = X
+        xo = 0
+        xl = S
+        ts = T
+        to = 0
+        tl = S
+    else:
+        xs = scr
+        xo = geo[G_XB]
+        xl = Bm
+        ts = scr
+        to = geo[G_TB]
+        tl = Bm
 
-    seed = seeds[n]
-    p_drop = hyper64[n, DROP]  # compared with float64 uniforms, as in the reference
-    use_drop = p_drop > 0
-    keep = hyper[n, KEEP]
-    lr_n = hyper[n, LR]
-    mu = hyper[n, MOM]
-    wd_n = hyper[n, WD]
-    mu64 = hyper64[n, MOM]
-    beta2_64 = hyper64[n, 5]
+    # persistent blocks: block b trains networks b, b + gridDim.x, ... with one slot of scratch
+    for n in range(blk, N, cuda.gridDim.x):
+        seed = seeds[n]
+        p_drop = hyper64[n, DROP]  # compared with float64 uniforms, as in the reference
+        use_drop = p_drop > 0
+        keep = hyper[n, KEEP]
+        lr_n = hyper[n, LR]
+        mu = hyper[n, MOM]
+        wd_n = hyper[n, WD]
+        mu64 = hyper64[n, MOM]
+        beta2_64 = hyper64[n, 5]
 
-    p = params[n]
-    Hn = H[n]
-    Dn = D[n]
-    nd = n if use_drop else 0
-    An = A[nd]
-    Mn = MK[nd]
-    nb = 0 if full else n
-    xb = XB[nb]
-    tb = TB[nb]
-    Gn = G[n]
-    Vn = V[n if opt != 0 else 0]
-    M2n = M2[n if opt == 3 else 0]
-    Rn = R[n]
-    pk = PK[nb]
-    pi = PI[nb]
+        p = params[n]
 
-    if opt != 0:
-        for i in range(tid, P, nt):
-            Vn[i] = zero
-    if opt == 3:
-        for i in range(tid, P, nt):
-            M2n[i] = zero
+        if opt != 0:
+            for i in range(tid, P, nt):
+                scr[oV + i] = zero
+        if opt == 3:
+            for i in range(tid, P, nt):
+                scr[oM2 + i] = zero
 
-    for t in range(steps):
-        Bt = S
-        if not full:
-            epoch = t // per_epoch
-            jb = t - epoch * per_epoch
-            if jb == 0:
-                epoch_permutation(pk, pi, seed, epoch, S)
-            a0 = jb * batch_size
-            Bt = min(S, a0 + batch_size) - a0
-            for i in range(tid, F * Bt, nt):
-                f = i // Bt
-                s = i - f * Bt
-                xb[f, s] = X[f, pi[a0 + s]]
-            for i in range(tid, K * Bt, nt):
-                o = i // Bt
-                s = i - o * Bt
-                tb[o, s] = T[o, pi[a0 + s]]
-        rec = t % record_every == 0
-        want = rec or out == 2
-        if tid == 0:
-            # float64 scalars rounded once to the dtype by the store, as the other engines do
-            CV[n, 0] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
-            if opt == 3:
-                CV[n, 1] = 1.0 / (1.0 - math.pow(mu64, t + 1.0))
-                CV[n, 2] = 1.0 / (1.0 - math.pow(beta2_64, t + 1.0))
-        cuda.syncthreads()
-        inv = CV[n, 0]
-
-        # forward: thread per (unit, sample), whole dot product each
-        for l in range(L):
-            fi = sizes[l]
-            fo = sizes[l + 1]
-            w0 = w_off[l]
-            b0 = b_off[l]
-            r0 = roff[l]
-            if l == 0:
-                inp = xb
-                i0 = 0
-            elif use_drop:
-                inp = An
-                i0 = roff[l - 1]
-            else:
-                inp = Hn
-                i0 = roff[l - 1]
-            last = l == L - 1
-            key = dropout_key(seed, t, l)
-            for i in range(tid, fo * Bt, nt):
-                j = i // Bt
-                s = i - j * Bt
-                wr = w0 + j * fi
-                acc = p[b0 + j]
-                for k in range(fi):
-                    acc += p[wr + k] * inp[i0 + k, s]
-                if last:
-                    Hn[r0 + j, s] = acc
-                else:
-                    h = activate(acc, act, half, slope, zero)
-                    Hn[r0 + j, s] = h
-                    if use_drop:
-                        m = keep if uniform_at(key, j * Bt + s) >= p_drop else zero
-                        Mn[r0 + j, s] = m
-                        An[r0 + j, s] = h * m
-            cuda.syncthreads()
-
-        # output deltas and loss; a chunk's partial also adds z * 0 per logit (NaN iff a logit is not finite)
-        rL = roff[L - 1]
-        nch = (Bt + chunk - 1) // chunk
-        for ci in range(tid, nch, nt):
-            part = zero
-            s = ci
-            while s < Bt:
-                if out == 1:  # softmax + cross-entropy
-                    m = Hn[rL, s]
-                    for o in range(1, K):
-                        z = Hn[rL + o, s]
-                        m = z if z > m else m
-                    tot = zero
-                    for o in range(K):
-                        e = math.exp(Hn[rL + o, s] - m)
-                        Dn[rL + o, s] = e
-                        tot += e
-                    tz = zero
-                    for o in range(K):
-                        z = Hn[rL + o, s]
-                        Dn[rL + o, s] = (Dn[rL + o, s] / tot - tb[o, s]) * inv
-                        part += z * zero
-                        tz += tb[o, s] * z
-                    if want:
-                        part += math.log(tot) + m - tz
-                elif out == 0:  # sigmoid + binary cross-entropy
-                    for o in range(K):
-                        z = Hn[rL + o, s]
-                        y = tb[o, s]
-                        Dn[rL + o, s] = (half + half * math.tanh(half * z) - y) * inv
-                        part += z * zero
-                        if want:
-                            part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
-                else:  # identity + squared error
-                    for o in range(K):
-                        d = Hn[rL + o, s] - tb[o, s]
-                        Dn[rL + o, s] = two * d * inv
-                        part += d * d
-                s += nch
-            Rn[ci] = part
-        cuda.syncthreads()
-        tree_sum(Rn, nch)
-        total = Rn[0]
-        cuda.syncthreads()
-        if not math.isfinite(total):
+        for t in range(steps):
+            Bt = S
+            if not full:
+                epoch = t // per_epoch
+                jb = t - epoch * per_epoch
+                if jb == 0:
+                    epoch_permutation(ps, seed, epoch, S)
+                a0 = Sp + jb * batch_size
+                Bt = min(S, jb * batch_size + batch_size) - jb * batch_size
+                F = geo[G_F]
+                for i in range(tid, F * Bt, nt):
+                    f = i // Bt
+                    s = i - f * Bt
+                    xs[xo + f * xl + s] = X[f * S + np.int64(ps[a0 + s])]
+                for i in range(tid, K * Bt, nt):
+                    o = i // Bt
+                    s = i - o * Bt
+                    ts[to + o * tl + s] = T[o * S + np.int64(ps[a0 + s])]
+            rec = t % record_every == 0
+            want = rec or out == 2
             if tid == 0:
-                diverged[n] = t
-            return
-        if rec and tid == 0:
-            curves[n, t // record_every] = total * inv
+                # float64 scalars rounded once to the dtype by the store, as the other engines do
+                scr[oCV] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
+                if opt == 3:
+                    scr[oCV + 1] = 1.0 / (1.0 - math.pow(mu64, t + 1.0))
+                    scr[oCV + 2] = 1.0 / (1.0 - math.pow(beta2_64, t + 1.0))
+            cuda.syncthreads()
+            inv = scr[oCV]
 
-        # backward
-        for l in range(L - 1, -1, -1):
-            fi = sizes[l]
-            fo = sizes[l + 1]
-            w0 = w_off[l]
-            b0 = b_off[l]
-            r0 = roff[l]
-            if l == 0:
-                inp = xb
-                i0 = 0
-            elif use_drop:
-                inp = An
-                i0 = roff[l - 1]
-            else:
-                inp = Hn
-                i0 = roff[l - 1]
-            fi1 = fi + 1
-            ntask = fo * fi1
-            # weight-gradient partials: (unit j, input k or bias, chunk) -> R
-            for i in range(tid, ntask * nch, nt):
-                task = i // nch
-                ci = i - task * nch
-                j = task // fi1
-                k = task - j * fi1
-                acc = zero
+            # forward: a thread per (unit, sample) owns the whole dot product, bias first, inputs in order
+            for l in range(L):
+                fi = geo[gs + l]
+                fo = geo[gs + l + 1]
+                w0 = geo[gw + l]
+                b0 = geo[gb + l]
+                r0 = geo[gr + l]
+                if l == 0:
+                    src = xs
+                    so = xo
+                    sl = xl
+                else:
+                    src = scr
+                    so = (oA if use_drop else oH) + geo[gr + l - 1] * Bm
+                    sl = Bm
+                last = l == L - 1
+                key = dropout_key(seed, t, l)
+                for i in range(tid, fo * Bt, nt):
+                    j = i // Bt
+                    s = i - j * Bt
+                    wr = w0 + j * fi
+                    ib = so + s
+                    acc = p[b0 + j]
+                    for k in range(fi):
+                        acc += p[wr + k] * src[ib + k * sl]
+                    e = (r0 + j) * Bm + s
+                    if last:
+                        scr[oH + e] = acc
+                    else:
+                        h = activate(acc, act, half, slope, zero)
+                        scr[oH + e] = h
+                        if use_drop:
+                            m = keep if uniform_at(key, j * Bt + s) >= p_drop else zero
+                            scr[oM + e] = m
+                            scr[oA + e] = h * m
+                cuda.syncthreads()
+
+            # output deltas and the loss. Chunk ci takes samples ci, ci + nch, ...; its partial also adds z * 0
+            # for every logit, so the total is NaN iff a logit is not finite (or the loss, where computed)
+            rL = geo[gr + L - 1]
+            hL = oH + rL * Bm
+            dL = oD + rL * Bm
+            nch = (Bt + chunk - 1) // chunk
+            for ci in range(tid, nch, nt):
+                part = zero
                 s = ci
-                if k < fi:
-                    while s < Bt:
-                        acc += Dn[r0 + j, s] * inp[i0 + k, s]
-                        s += nch
-                else:
-                    while s < Bt:
-                        acc += Dn[r0 + j, s]
-                        s += nch
-                Rn[i] = acc
-            # deltas of the layer below: thread per (input unit, sample)
-            if l > 0:
-                rb = roff[l - 1]
-                for i in range(tid, fi * Bt, nt):
-                    k = i // Bt
-                    s = i - k * Bt
-                    acc = zero
-                    for j in range(fo):
-                        acc += p[w0 + j * fi + k] * Dn[r0 + j, s]
-                    if use_drop:
-                        acc *= Mn[rb + k, s]
-                    Dn[rb + k, s] = acc * activation_grad(Hn[rb + k, s], act, one, slope, zero)
+                while s < Bt:
+                    if out == 1:  # softmax + cross-entropy
+                        m = scr[hL + s]
+                        for o in range(1, K):
+                            z = scr[hL + o * Bm + s]
+                            m = z if z > m else m
+                        tot = zero
+                        for o in range(K):
+                            ex = math.exp(scr[hL + o * Bm + s] - m)
+                            scr[dL + o * Bm + s] = ex
+                            tot += ex
+                        tz = zero
+                        for o in range(K):
+                            z = scr[hL + o * Bm + s]
+                            y = ts[to + o * tl + s]
+                            scr[dL + o * Bm + s] = (scr[dL + o * Bm + s] / tot - y) * inv
+                            part += z * zero
+                            tz += y * z
+                        if want:
+                            part += math.log(tot) + m - tz
+                    elif out == 0:  # sigmoid + binary cross-entropy
+                        for o in range(K):
+                            z = scr[hL + o * Bm + s]
+                            y = ts[to + o * tl + s]
+                            scr[dL + o * Bm + s] = (half + half * math.tanh(half * z) - y) * inv
+                            part += z * zero
+                            if want:
+                                part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
+                    else:  # identity + squared error
+                        for o in range(K):
+                            d = scr[hL + o * Bm + s] - ts[to + o * tl + s]
+                            scr[dL + o * Bm + s] = two * d * inv
+                            part += d * d
+                    s += nch
+                scr[oR + ci] = part
             cuda.syncthreads()
-            for task in range(tid, ntask, nt):
-                acc = zero
-                for ci in range(nch):
-                    acc += Rn[task * nch + ci]
-                j = task // fi1
-                k = task - j * fi1
-                if k < fi:
-                    Gn[w0 + j * fi + k] = acc
-                else:
-                    Gn[b0 + j] = acc
+            tree_sum(scr, oR, nch)
+            total = scr[oR]
             cuda.syncthreads()
-            if track and rec:
-                for i in range(tid, fo * fi, nt):
-                    g = Gn[w0 + i]
-                    Rn[i] = g * g
-                cuda.syncthreads()
-                tree_sum(Rn, fo * fi)
+            if not math.isfinite(total):
                 if tid == 0:
-                    gnorms[n, t // record_every, l] = math.sqrt(Rn[0])
-                cuda.syncthreads()
+                    diverged[n] = t
+                break  # uniformly: every thread read the same total
+            if rec and tid == 0:
+                curves[n * nrec + t // record_every] = total * inv
 
-        # update
-        c1 = CV[n, 1] if opt == 3 else one
-        c2 = CV[n, 2] if opt == 3 else one
-        for l in range(L):
-            w0 = w_off[l]
-            b0 = b_off[l]
-            update_range(p, Gn, Vn, M2n, w0, b0, wd_n, opt, lr_n, mu, b2, eps, c1, c2, one)
-            update_range(p, Gn, Vn, M2n, b0, b0 + sizes[l + 1], zero, opt, lr_n, mu, b2, eps, c1, c2, one)
-        cuda.syncthreads()
+            # backward
+            for l in range(L - 1, -1, -1):
+                fi = geo[gs + l]
+                fo = geo[gs + l + 1]
+                w0 = geo[gw + l]
+                b0 = geo[gb + l]
+                dj = oD + geo[gr + l] * Bm
+                if l == 0:
+                    src = xs
+                    so = xo
+                    sl = xl
+                else:
+                    src = scr
+                    so = (oA if use_drop else oH) + geo[gr + l - 1] * Bm
+                    sl = Bm
+                fi1 = fi + 1
+                ntask = fo * fi1
+                # weight-gradient partials: (unit j, input k or the bias, chunk ci) -> R[task * nch + ci]
+                for i in range(tid, ntask * nch, nt):
+                    task = i // nch
+                    ci = i - task * nch
+                    j = task // fi1
+                    k = task - j * fi1
+                    dr = dj + j * Bm
+                    acc = zero
+                    s = ci
+                    if k < fi:
+                        ar = so + k * sl
+                        while s < Bt:
+                            acc += scr[dr + s] * src[ar + s]
+                            s += nch
+                    else:
+                        while s < Bt:
+                            acc += scr[dr + s]
+                            s += nch
+                    scr[oR + i] = acc
+                # deltas of the layer below: a thread per (input unit, sample), units summed in order
+                if l > 0:
+                    eb = geo[gr + l - 1] * Bm
+                    for i in range(tid, fi * Bt, nt):
+                        k = i // Bt
+                        s = i - k * Bt
+                        acc = zero
+                        for j in range(fo):
+                            acc += p[w0 + j * fi + k] * scr[dj + j * Bm + s]
+                        e = eb + k * Bm + s
+                        if use_drop:
+                            acc *= scr[oM + e]
+                        scr[oD + e] = acc * activation_grad(scr[oH + e], act, one, slope, zero)
+                cuda.syncthreads()
+                for task in range(tid, ntask, nt):
+                    acc = zero
+                    for ci in range(nch):
+                        acc += scr[oR + task * nch + ci]
+                    j = task // fi1
+                    k = task - j * fi1
+                    scr[oG + (w0 + j * fi + k if k < fi else b0 + j)] = acc
+                cuda.syncthreads()
+                if track and rec:
+                    for i in range(tid, fo * fi, nt):
+                        g = scr[oG + w0 + i]
+                        scr[oR + i] = g * g
+                    cuda.syncthreads()
+                    tree_sum(scr, oR, fo * fi)
+                    if tid == 0:
+                        gnorms[(n * nrec + t // record_every) * L + l] = math.sqrt(scr[oR])
+                    cuda.syncthreads()
+
+            # update (weight decay on the weights only)
+            c1 = scr[oCV + 1] if opt == 3 else one
+            c2 = scr[oCV + 2] if opt == 3 else one
+            for l in range(L):
+                w0 = geo[gw + l]
+                b0 = geo[gb + l]
+                update_range(p, scr, oG, oV, oM2, w0, b0, wd_n, opt, lr_n, mu, b2, eps, c1, c2, one)
+                update_range(p, scr, oG, oV, oM2, b0, b0 + geo[gs + l + 1], zero, opt, lr_n, mu, b2, eps, c1, c2,
+                             one)
+            cuda.syncthreads()
+        cuda.syncthreads()  # the next network reuses this block's scratch
 
 
 @cuda.jit
 def rng_probe_kernel(seeds, epochs, steps, layers, counters, out_bits, out_uniform, out_dropout_u):
-    """For tests: the device hash at given (seed, epoch) shuffle keys and (seed, step, layer) dropout draws."""
+    """For tests: the device hash at (seed, epoch) shuffle keys and at (seed, step, layer) dropout draws."""
     i = cuda.grid(1)
     if i < seeds.shape[0]:
         key = stream_key(seeds[i], _SHUFFLE | np.uint64(epochs[i]))
@@ -496,7 +534,7 @@ def rng_probe_kernel(seeds, epochs, steps, layers, counters, out_bits, out_unifo
 
 
 @cuda.jit
-def permutation_probe_kernel(seeds, epochs, S, PK, PI):
-    """For tests: block b writes the permutation of (seeds[b], epochs[b]) into PI[b, :S]."""
+def permutation_probe_kernel(seeds, epochs, S, PS):
+    """For tests: block b sorts the keys of (seeds[b], epochs[b]); the permutation is PS[b, Sp:Sp+S]."""
     b = cuda.blockIdx.x
-    epoch_permutation(PK[b], PI[b], seeds[b], epochs[b], S)
+    epoch_permutation(PS[b], seeds[b], epochs[b], S)

@@ -99,11 +99,59 @@ def _threads(problem, Bmax, threads_per_block):
     return int(threads_per_block)
 
 
-def train(problem, threads_per_block=None, chunk=None, max_networks_per_launch=None):
-    """Train ``problem`` on the GPU (or the simulator); returns ``(params, curves, diverged, gnorms)``.
+def scratch_layout(problem, chunk=CHUNK):
+    """Offsets of each block's float scratch (the ``geo`` header of ``cuda.train_kernel``) and its size."""
+    from . import cuda as kern
+    sizes = np.asarray(problem.sizes, dtype=np.int64)
+    L = sizes.size - 1
+    S, F = problem.X.shape
+    K = problem.T.shape[1]
+    P = problem.params.shape[1]
+    bs = int(problem.batch_size)
+    full = bs <= 0 or bs >= S
+    Bm = S if full else bs
+    rows = int(sizes[1:].sum())
+    hidden_rows = rows - int(sizes[-1])
+    drop = bool(np.any(problem.dropout > 0)) and hidden_rows > 0
+    opt = problem.optimizer
+    nch = -(-Bm // chunk)
+    n_red = max(max(int(sizes[l + 1]) * (int(sizes[l]) + 1) for l in range(L)) * nch, 1)
+    parts = [("H", rows * Bm), ("D", rows * Bm), ("A", hidden_rows * Bm if drop else 0),
+             ("M", hidden_rows * Bm if drop else 0), ("XB", 0 if full else F * Bm), ("TB", 0 if full else K * Bm),
+             ("G", P), ("V", P if opt != "sgd" else 0), ("M2", P if opt == "adam" else 0), ("R", n_red), ("CV", 4)]
+    head = np.zeros(kern.G_HDR, dtype=np.int64)
+    off = 0
+    for name, size in parts:
+        head[getattr(kern, "G_" + name)] = off
+        off += size
+    head[kern.G_BM], head[kern.G_F], head[kern.G_S], head[kern.G_K] = Bm, F, S, K
+    head[kern.G_NREC] = problem.n_records
+    return head, off, (_next_pow2(S) if not full else 0)
 
-    ``threads_per_block`` and ``max_networks_per_launch`` change the launch only, never a result; ``chunk``
-    (default ``CHUNK``) sets the summation order of the reductions over samples.
+
+def _grid(N, per_block, max_blocks):
+    """Blocks in the grid: every network its own block where memory allows; blocks are persistent (a block
+    trains networks b, b + grid, ...), so the scratch is sized by the grid, not by N."""
+    if max_blocks is None:
+        max_blocks = N
+        if not simulated():
+            from numba import cuda
+            try:
+                dev = cuda.get_current_device()
+                free, _ = cuda.current_context().get_memory_info()
+                # many more blocks than can be resident at once, within 60% of the free memory
+                max_blocks = min(N, 32 * int(dev.MULTIPROCESSOR_COUNT), int(free * 0.6) // per_block)
+            except Exception:  # pragma: no cover
+                pass
+    return int(max(1, min(N, max_blocks)))
+
+
+def train(problem, threads_per_block=None, chunk=None, max_blocks=None):
+    """Train ``problem`` on the GPU (or the simulator) in one launch; returns ``(params, curves, diverged,
+    gnorms)`` like every engine.
+
+    ``threads_per_block`` and ``max_blocks`` (the grid; blocks are persistent) change the launch only, never a
+    result; ``chunk`` (default ``CHUNK``) sets the summation order of the reductions over samples.
     """
     check_available()
     from numba import cuda
@@ -111,88 +159,40 @@ def train(problem, threads_per_block=None, chunk=None, max_networks_per_launch=N
 
     curves, diverged, gnorms = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
-    a = kernel_args(problem)
-    dt = params.dtype
     N, P = params.shape
-    sizes = a["sizes"]
+    dt = params.dtype
+    a = kernel_args(problem)
+    sizes, w_off, b_off = a["sizes"], a["w_off"], a["b_off"]
     L = sizes.size - 1
-    X, T = a["X"], a["T"]
-    F, S = X.shape
-    K = T.shape[0]
-    bs = a["batch_size"]
-    full = bs <= 0 or bs >= S
-    Bmax = S if full else bs
     chunk = CHUNK if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    tpb = _threads(problem, Bmax, threads_per_block)
-
+    head, n_scr, Sp = scratch_layout(problem, chunk)
     roff = np.zeros(L, dtype=np.int64)
     roff[1:] = np.cumsum(sizes[1:L])
-    rows = int(sizes[1:].sum())
-    hidden_rows = rows - int(sizes[-1])
-    drop = bool(np.any(problem.dropout > 0)) and hidden_rows > 0
-    opt = a["opt"]
-    nch = -(-Bmax // chunk)
-    n_red = max(max(int(sizes[l + 1]) * (int(sizes[l]) + 1) for l in range(L)) * nch, nch, 1)
-    Sp = _next_pow2(S)
+    geo = np.concatenate([head, sizes, w_off, b_off, roff]).astype(np.int64)
+    tpb = _threads(problem, int(head[kern.G_BM]), threads_per_block)
+    grid = _grid(N, dt.itemsize * n_scr + 16 * Sp + 64, max_blocks)
 
-    # scratch per network (bytes), to split very large grids into launches that fit in GPU memory
-    isz = dt.itemsize
-    per_net = isz * (2 * rows * Bmax + (2 * hidden_rows * Bmax if drop else 0)
-                     + (0 if full else (F + K) * Bmax) + P * (1 + (opt != 0) + (opt == 3)) + n_red + 4)
-    per_net += 0 if full else 16 * Sp
-    per_net += isz * (P + curves.shape[1] * (1 + L)) + 8  # params and outputs on the device
-    if max_networks_per_launch is None:
-        budget = 1 << 30
-        if not simulated():
-            try:
-                free, _ = cuda.current_context().get_memory_info()
-                budget = int(free * 0.6)
-            except Exception:  # pragma: no cover
-                pass
-        max_networks_per_launch = max(1, budget // max(per_net, 1))
-    nmax = int(min(N, max_networks_per_launch))
-
-    def dev(shape_if_used, used, dtype=dt):
-        return cuda.device_array(shape_if_used if used else (1,) * len(shape_if_used), dtype=dtype)
-
-    d = dict(sizes=cuda.to_device(sizes), w_off=cuda.to_device(a["w_off"]), b_off=cuda.to_device(a["b_off"]),
-             roff=cuda.to_device(roff), X=cuda.to_device(X), T=cuda.to_device(T), c=cuda.to_device(a["c"]))
-    H = dev((nmax, rows, Bmax), True)
-    D = dev((nmax, rows, Bmax), True)
-    A = dev((nmax, max(hidden_rows, 1), Bmax), drop)
-    MK = dev((nmax, max(hidden_rows, 1), Bmax), drop)
-    if full:
-        XB, TB = cuda.to_device(np.ascontiguousarray(X[None])), cuda.to_device(np.ascontiguousarray(T[None]))
-    else:
-        XB, TB = dev((nmax, F, Bmax), True), dev((nmax, K, Bmax), True)
-    G = dev((nmax, P), True)
-    V = dev((nmax, P), opt != 0)
-    M2 = dev((nmax, P), opt == 3)
-    R = dev((nmax, n_red), True)
-    CV = dev((nmax, 4), True)
-    PK = dev((nmax, Sp), not full, np.uint64)
-    PI = dev((nmax, Sp), not full, np.int64)
-
+    d_params = cuda.to_device(params)
+    d_curves = cuda.to_device(curves.reshape(-1))
+    d_div = cuda.to_device(diverged)
+    d_gn = cuda.to_device(gnorms.reshape(-1))
+    SCR = cuda.device_array((grid, n_scr), dtype=dt)
+    PS = cuda.device_array((grid, 2 * Sp) if Sp else (1, 2), dtype=np.uint64)
     with warnings.catch_warnings():
         # the simulator runs the uint64 hash on NumPy scalars, which warn on (intended) wrap-around, and a
         # diverging network overflows on purpose; on a GPU nothing warns
         if simulated():
             warnings.simplefilter("ignore", RuntimeWarning)
-        for n0 in range(0, N, nmax):
-            n1 = min(N, n0 + nmax)
-            d_params = cuda.to_device(params[n0:n1])
-            d_curves = cuda.to_device(curves[n0:n1])
-            d_div = cuda.to_device(diverged[n0:n1])
-            d_gn = cuda.to_device(gnorms[n0:n1])
-            kern.train_kernel[n1 - n0, tpb](
-                d["sizes"], d["w_off"], d["b_off"], d["roff"], a["act"], a["out"], opt, d_params, d["X"], d["T"],
-                cuda.to_device(a["hyper"][n0:n1]), cuda.to_device(a["hyper64"][n0:n1]),
-                cuda.to_device(a["seeds"][n0:n1]), a["steps"], bs, a["record_every"], d["c"], a["track"], chunk,
-                d_curves, d_div, d_gn, H, D, A, MK, XB, TB, G, V, M2, R, CV, PK, PI)
-            params[n0:n1] = d_params.copy_to_host()
-            curves[n0:n1] = d_curves.copy_to_host()
-            diverged[n0:n1] = d_div.copy_to_host()
-            gnorms[n0:n1] = d_gn.copy_to_host()
+        kern.train_kernel[grid, tpb](
+            cuda.to_device(geo), L, a["act"], a["out"], a["opt"], d_params,
+            cuda.to_device(np.ascontiguousarray(a["X"]).ravel()), cuda.to_device(np.ascontiguousarray(a["T"]).ravel()),
+            cuda.to_device(a["hyper"]), cuda.to_device(a["hyper64"]), cuda.to_device(a["seeds"]), a["steps"],
+            a["batch_size"], a["record_every"], cuda.to_device(a["c"]), a["track"], chunk, d_curves, d_div, d_gn,
+            SCR, PS)
+    params = d_params.copy_to_host()
+    curves = d_curves.copy_to_host().reshape(curves.shape)
+    diverged = d_div.copy_to_host()
+    gnorms = d_gn.copy_to_host().reshape(gnorms.shape)
     return params, curves, diverged, gnorms

@@ -1,0 +1,290 @@
+"""The CUDA engine against the NumPy reference, in numba's CUDA simulator (or on a GPU where there is one).
+
+The simulator must be switched on before numba is imported, so these tests run in their own process::
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py
+
+A plain ``pytest`` (as CI runs it) does that for you: ``test_cuda_suite_in_simulator`` starts the command above
+in a subprocess. On a machine with a CUDA GPU the comparisons also run in-process, on the GPU.
+Cases are tiny (14 samples, 3 networks, a few steps) because the simulator runs every CUDA thread as a Python
+thread; the backend's reduction chunk is set to 4 samples and blocks to 6 threads so that every reduction
+has several chunks, every phase several threads, and several blocks run.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastmlp import rng
+from fastmlp.engine import Problem
+from fastmlp.init import init_batch
+from fastmlp.spec import Init, Network, Training
+from fastmlp.train import as_targets, train_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") == "1"
+
+
+def _gpu_available():
+    if SIM:
+        return False
+    try:
+        from numba import cuda
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+HERE = SIM or _gpu_available()
+needs_cuda = pytest.mark.skipif(
+    not HERE, reason="no GPU here: runs in the simulator subprocess of test_cuda_suite_in_simulator "
+                     "(alone: NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda.py)")
+
+# the simulator runs the uint64 hash on NumPy scalars, which warn on the intended wrap-around
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning")
+
+TOL = {"float64": 1e-10, "float32": 1e-4}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the normal test run: this file again, in the simulator, in a subprocess
+
+@pytest.mark.skipif(SIM, reason="already running in the CUDA simulator")
+def test_cuda_suite_in_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(Path(__file__))]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, f"NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda.py failed:\n{tail}"
+    assert " passed" in proc.stdout, tail
+
+
+@pytest.mark.skipif(HERE, reason="a GPU or the simulator is available here")
+def test_unavailable_backend_says_how_to_get_it():
+    from fastmlp.engine import cuda_backend, get_engine
+    with pytest.raises(RuntimeError, match="NUMBA_ENABLE_CUDASIM=1") as err:
+        get_engine("cuda")
+    assert "numba-cuda" in str(err.value)
+    assert isinstance(cuda_backend.gpu_info(), str)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+@pytest.fixture(autouse=True)
+def _small_launch(monkeypatch):
+    if HERE:
+        from fastmlp.engine import cuda_backend
+        monkeypatch.setattr(cuda_backend, "CHUNK", 4)
+        monkeypatch.setattr(cuda_backend, "SIM_THREADS", 6)
+
+
+def make_data(network, S=14, seed=0):
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(S, network.n_inputs))
+    if network.output == "softmax":
+        y = np.argmax(X @ r.normal(size=(network.n_inputs, network.n_outputs)), axis=1)
+    elif network.output == "identity":
+        y = X @ r.normal(size=(network.n_inputs, network.n_outputs))
+    else:
+        y = (X[:, :network.n_outputs] + 0.3 * X[:, -1:] > 0).astype(np.int64)
+    return X, y
+
+
+def run_both(network, training, dtype="float64", N=3, init=Init("xavier_normal"), params=None, S=14, **kw):
+    X, y = make_data(network, S)
+    p0 = init_batch(network, init, list(range(1, N + 1)), dtype) if params is None else params
+    ref = train_batch(network, X, y, p0, training=training, backend="numpy", **kw)
+    got = train_batch(network, X, y, p0, training=training, backend="cuda", **kw)
+    return ref, got
+
+
+def assert_matches(ref, got, dtype="float64"):
+    tol = TOL[dtype]
+    assert got.params.dtype == ref.params.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got.diverged_step, ref.diverged_step)
+    np.testing.assert_allclose(got.params, ref.params, rtol=tol, atol=tol)
+    np.testing.assert_allclose(got.curves, ref.curves, rtol=tol, atol=tol)  # NaN where NaN
+    assert np.isfinite(got.curves[got.diverged_step < 0]).all()
+    if ref.grad_norms is not None:
+        np.testing.assert_allclose(got.grad_norms, ref.grad_norms, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the comparisons (simulator or GPU)
+
+@needs_cuda
+def test_gpu_info_and_availability():
+    from fastmlp.engine import cuda_backend, get_engine
+    assert get_engine("cuda") is cuda_backend
+    info = cuda_backend.gpu_info()
+    assert isinstance(info, dict) and info["name"]
+    assert info["simulator"] == SIM
+
+
+@needs_cuda
+def test_device_hash_matches_rng():
+    from fastmlp.engine import cuda as kern
+    r = np.random.default_rng(5)
+    n = 8
+    seeds = np.array([0, 1, 2**63 + 5, *r.integers(0, 2**62, n - 3)], dtype=np.uint64)
+    epochs = r.integers(0, 1000, n).astype(np.int64)
+    steps = r.integers(0, 10**6, n).astype(np.int64)
+    layers = r.integers(0, 5, n).astype(np.int64)
+    counters = r.integers(0, 10**9, n).astype(np.int64)
+    bits = np.zeros(n, np.uint64)
+    uni = np.zeros(n)
+    dro = np.zeros(n)
+    kern.rng_probe_kernel[2, 4](seeds, epochs, steps, layers, counters, bits, uni, dro)
+    for i in range(n):
+        key = rng.stream_key_np(seeds[i], int(rng.SHUFFLE) | int(epochs[i]))
+        assert bits[i] == rng.bits_np(key, [counters[i]])[0]
+        assert uni[i] == rng.uniform_np(key, [counters[i]])[0]
+        dkey = rng.stream_key_np(seeds[i], rng.dropout_stream_np(steps[i], layers[i]))
+        assert dro[i] == rng.uniform_np(dkey, [counters[i]])[0]
+
+
+@needs_cuda
+@pytest.mark.parametrize("S", [1, 2, 7, 16, 23])
+def test_device_epoch_permutation(S):
+    from fastmlp.engine import cuda as kern
+    from fastmlp.engine.cuda_backend import _next_pow2
+    seeds = np.array([0, 3, 12345], dtype=np.uint64)
+    epochs = np.array([0, 4, 2], dtype=np.int64)
+    Sp = _next_pow2(S)
+    PS = np.zeros((3, 2 * Sp), np.uint64)
+    kern.permutation_probe_kernel[3, 5](seeds, epochs, S, PS)
+    for b in range(3):
+        np.testing.assert_array_equal(PS[b, Sp:Sp + S].astype(np.int64),
+                                      rng.epoch_permutation_np(seeds[b], epochs[b], S))
+
+
+@needs_cuda
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "linear"])
+def test_activations(activation):
+    net = Network(n_inputs=3, hidden=(4,), activation=activation, leaky_slope=0.1)
+    ref, got = run_both(net, Training(lr=0.5, steps=4))
+    assert_matches(ref, got)
+
+
+@needs_cuda
+@pytest.mark.parametrize("output,k", [("softmax", 3), ("identity", 2)])
+def test_outputs(output, k):
+    net = Network(n_inputs=3, hidden=(4, 3), n_outputs=k, activation="tanh", output=output)
+    ref, got = run_both(net, Training(lr=0.3, steps=4))
+    assert_matches(ref, got)
+
+
+@needs_cuda
+def test_single_layer_model():
+    net = Network(n_inputs=3, hidden=(), n_outputs=2, output="identity")
+    ref, got = run_both(net, Training(optimizer="adam", lr=0.1, steps=4, batch_size=8, dropout=0.5))
+    assert_matches(ref, got)
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "adam"])
+def test_optimizers_with_weight_decay(optimizer):
+    net = Network(n_inputs=3, hidden=(4,), activation="tanh")
+    ref, got = run_both(net, Training(optimizer=optimizer, lr=0.1, momentum=0.8, steps=5),
+                        weight_decay=[0.0, 0.01, 0.2])
+    assert_matches(ref, got)
+
+
+@needs_cuda
+def test_minibatch_over_epochs_with_record_every_and_grad_norms():
+    # 14 samples in batches of 5: epochs of 3 steps, the last batch short (4); 8 steps cross 3 epochs
+    net = Network(n_inputs=3, hidden=(4, 3), activation="relu")
+    ref, got = run_both(net, Training(lr=0.2, steps=8, batch_size=5, record_every=3), track_grad_norms=True)
+    assert_matches(ref, got)
+    assert np.isfinite(got.grad_norms).all()
+
+
+@needs_cuda
+def test_dropout_full_batch_and_per_network_rates():
+    net = Network(n_inputs=3, hidden=(4, 3), activation="tanh")
+    ref, got = run_both(net, Training(lr=0.3, steps=4), dropout=[0.0, 0.3, 0.6])
+    assert_matches(ref, got)
+
+
+@needs_cuda
+def test_dropout_with_minibatch_and_adam_float32():
+    net = Network(n_inputs=3, hidden=(5,), n_outputs=3, activation="sigmoid", output="softmax")
+    ref, got = run_both(net, Training(optimizer="adam", lr=0.05, steps=5, batch_size=6, dropout=0.25),
+                        dtype="float32", weight_decay=0.01)
+    assert_matches(ref, got, "float32")
+
+
+@needs_cuda
+@pytest.mark.parametrize("activation,optimizer", [("tanh", "sgd"), ("leaky_relu", "nesterov")])
+def test_float32(activation, optimizer):
+    net = Network(n_inputs=3, hidden=(4,), n_outputs=2, activation=activation, output="identity")
+    ref, got = run_both(net, Training(optimizer=optimizer, lr=0.05, steps=5), dtype="float32",
+                        track_grad_norms=True)
+    assert_matches(ref, got, "float32")
+
+
+@needs_cuda
+def test_constant_init_keeps_hidden_units_bit_identical():
+    net = Network(n_inputs=3, hidden=(4, 3), activation="tanh")
+    for dtype in ("float64", "float32"):
+        ref, got = run_both(net, Training(optimizer="momentum", lr=0.5, steps=5), dtype=dtype, N=2,
+                            init=Init("constant", value=0.3))
+        assert_matches(ref, got, dtype)
+        for i in range(2):
+            (W1, b1), (W2, b2), (W3, _) = got.layers(i)
+            assert not np.array_equal(W1[:, 0], W1[:, 1])  # the columns differ (inputs differ) ...
+            for W, b in ((W1, b1), (W2, b2)):
+                assert (W == W[0]).all() and (b == b[0]).all()  # ... the rows stay equal, bit for bit
+            assert (W3 == W3[0, 0]).all()
+            assert not np.array_equal(got.layers(i)[0][0], got.layers(i, initial=True)[0][0])
+
+
+@needs_cuda
+def test_divergence_step_and_frozen_params():
+    net = Network(n_inputs=3, hidden=(4,), n_outputs=1, activation="relu", output="identity")
+    X, y = make_data(net)
+    p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], "float64")
+    lr = [1e-3, 30.0, 3e5]
+    tr = Training(lr=0.1, steps=6)
+    ref = train_batch(net, X, y * 100, p0, training=tr, lr=lr, backend="numpy")
+    got = train_batch(net, X, y * 100, p0, training=tr, lr=lr, backend="cuda")
+    assert ref.diverged_step[0] == -1 and (ref.diverged_step[1:] >= 1).all()
+    assert_matches(ref, got)
+
+
+@needs_cuda
+def test_divergence_on_a_non_finite_logit():
+    # sigmoid output: the loss is only computed on recorded steps, a non-finite logit is caught on every step
+    net = Network(n_inputs=3, hidden=(4,), activation="linear")
+    X, y = make_data(net)
+    p0 = init_batch(net, Init("normal", std=30.0), [1, 2], "float64")
+    p0[1, :] *= 1e154
+    tr = Training(lr=1e3, steps=5, record_every=4)
+    ref = train_batch(net, X * 1e3, y, p0, training=tr, backend="numpy")
+    got = train_batch(net, X * 1e3, y, p0, training=tr, backend="cuda")
+    assert ref.diverged_step[1] == 0
+    assert_matches(ref, got)
+
+
+@needs_cuda
+def test_launch_configuration_does_not_change_results():
+    from fastmlp.engine import cuda_backend
+    net = Network(n_inputs=3, hidden=(4,), n_outputs=2, activation="tanh", output="softmax")
+    X, y = make_data(net)
+    p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], "float64")
+    T = as_targets(net, y, X.shape[0], np.float64)
+    N = p0.shape[0]
+    prob = Problem(sizes=net.sizes, activation="tanh", output="softmax", optimizer="momentum", params=p0, X=X, T=T,
+                   lr=np.full(N, 0.3), momentum=np.full(N, 0.9), weight_decay=np.zeros(N),
+                   dropout=np.array([0.0, 0.2, 0.4]), seeds=np.arange(N, dtype=np.uint64), steps=4, batch_size=6,
+                   track_grad_norms=True)
+    base = cuda_backend.train(prob, threads_per_block=6, chunk=4)
+    for kw in (dict(threads_per_block=1), dict(threads_per_block=11), dict(max_blocks=1), dict(max_blocks=2)):
+        other = cuda_backend.train(prob, chunk=4, **kw)
+        for a, b in zip(base, other):
+            np.testing.assert_array_equal(a, b)

@@ -1,3 +1,550 @@
-"""Grid-search commands (grid, show, export, plot, report); registered on the ``fastmlp`` group by cli.py."""
+"""Grid-search commands (grid, show, export, plot, report); registered on the ``fastmlp`` group by cli.py.
 
-GRID_COMMANDS = []
+The commands are thin: they turn options into a :class:`fastmlp.grid.GridSpec`, call :mod:`fastmlp.run`,
+:mod:`fastmlp.store`, :mod:`fastmlp.plots` and :mod:`fastmlp.report`, and turn the library's errors into usage
+errors (exit status 2) with the option at fault named.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .grid import (METRICS, GridError, GridSpec, check_metric, hidden_text, load_config,
+                   merge_settings, parse_hidden)
+from .store import COLUMN_NAMES, CONFIG_COLUMNS, DEFAULT_PATH, EXPORT_FORMATS, Store, StoreError, aggregate
+
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+BY_COLUMNS = CONFIG_COLUMNS + ("seed", "depth", "width", "status", "output", "epochs", "backend", "grid_id")
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    """Library errors -> click errors: bad input exits 2, a missing optional dependency exits 1."""
+    from .plots import MissingDependency
+    try:
+        yield
+    except GridError as e:
+        if e.option:
+            raise click.BadParameter(e.message, param_hint=f"'{e.option}'") from None
+        raise click.UsageError(str(e)) from None
+    except StoreError as e:
+        raise click.UsageError(str(e)) from None
+    except (MissingDependency, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _echo(text="", err=False):
+    click.echo(text, err=err)
+
+
+# ------------------------------------------------------------------------------------------- progress
+
+class _Bar:
+    """click's progress bar on standard error: networks done, percentage, rate and ETA."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total):
+        self.total, self.done, self.t0 = total, 0, time.monotonic()
+        if total:
+            self.bar = click.progressbar(length=total, label="training", file=sys.stderr, show_eta=True,
+                                         show_pos=True, show_percent=True, width=28,
+                                         item_show_func=lambda item: item)
+            self.bar.__enter__()
+
+    def advance(self, n):
+        self.done += n
+        rate = self.done / max(time.monotonic() - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(n, current_item=f"{rate:,.1f} networks/s")
+
+    def note(self, text):
+        click.echo(f"\n{text}", err=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+class _Lines:
+    """Plain progress lines on standard error, at most every ``every`` seconds (for logs and pipes)."""
+
+    def __init__(self, every=2.0):
+        self.every = every
+
+    def start(self, total):
+        self.total, self.done, self.t0, self.last = total, 0, time.monotonic(), 0.0
+
+    def advance(self, n):
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            elapsed = max(now - self.t0, 1e-9)
+            rate = self.done / elapsed
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+            pct = 100.0 * self.done / self.total if self.total else 100.0
+            click.echo(f"grid: {self.done}/{self.total} networks ({pct:.0f}%), {rate:,.1f} networks/s, "
+                       f"elapsed {elapsed:.1f} s, ETA {eta_text}", err=True)
+
+    def note(self, text):
+        click.echo(f"grid: {text}", err=True)
+
+    def close(self):
+        pass
+
+
+class _Quiet:
+    def start(self, total):
+        pass
+
+    def advance(self, n):
+        pass
+
+    def note(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def _parse_filters(items):
+    """``("init=zeros,normal", "hidden=32x4")`` -> ``{"init": ["zeros", "normal"], "hidden": ["32,32,32,32"]}``."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"expected COLUMN=VALUE, got {item!r}", param_hint="'--filter'")
+        if key not in COLUMN_NAMES or key == "curve":
+            raise click.BadParameter(f"unknown column {key!r}; choose from: "
+                                     f"{', '.join(c for c in COLUMN_NAMES if c != 'curve')}",
+                                     param_hint="'--filter'")
+        if key == "hidden":
+            try:
+                values = [hidden_text(parse_hidden(value))]
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="'--filter'") from None
+        else:
+            values = [v.strip() for v in value.split(",")]
+        out.setdefault(key, []).extend(values)
+    return out
+
+
+def _parse_by(text):
+    by = [c.strip() for c in text.split(",") if c.strip()]
+    for c in by:
+        if c not in BY_COLUMNS:
+            raise click.BadParameter(f"unknown column {c!r}; choose from: {', '.join(BY_COLUMNS)}",
+                                     param_hint="'--by'")
+    if not by:
+        raise click.BadParameter("give at least one column, e.g. init,scale", param_hint="'--by'")
+    return by
+
+
+def _metric(value):
+    try:
+        return check_metric(value)
+    except GridError as e:
+        raise click.BadParameter(e.message, param_hint="'--metric'") from None
+
+
+def _open(path):
+    with _usage_errors():
+        return Store.open(path)
+
+
+def _command_line(params):
+    """The ``fastmlp grid`` command line equivalent to the given options (recorded, and shown to resume)."""
+    parts = ["fastmlp", "grid"]
+    for name, value in params.items():
+        if value is None or value == () or value is False or name in ("quiet", "json_output"):
+            continue
+        opt = "--" + name.replace("_", "-")
+        if name == "diagnostics":
+            parts.append("--diagnostics" if value else "--no-diagnostics")
+        elif value is True:
+            parts.append(opt)
+        elif isinstance(value, tuple):
+            for v in value:
+                parts += [opt, str(v)]
+        else:
+            parts += [opt, str(value)]
+    return shlex.join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ grid
+
+GRID_HELP = """Train every network of a grid and keep each result in a results database.
+
+Every axis takes a comma-separated list whose items are values or ranges: log:A:B:N (N log-spaced points
+from A to B), lin:A:B:N (N evenly spaced points), and for integer axes A:B or A:B:STEP (half-open, as
+Python's range). --seeds N means seeds 0..N-1. Repeat --hidden for several architectures.
+
+Runs already in the database are skipped, so rerunning the same command resumes an interrupted grid and a
+grown grid trains only its new points. Ctrl-C (or SIGTERM) stops after the chunk in progress is saved.
+
+\b
+Examples:
+  fastmlp grid --dataset spirals --hidden 16 --init zeros,constant,normal,xavier_normal,he_normal \\
+      --scale log:1e-2:10:7 --seeds 4 --steps 500 --lr 0.1
+  fastmlp grid --hidden 16 --hidden 32x4 --activation tanh,relu --scale log:1e-3:10:25 --seeds 0:16
+  fastmlp grid --dataset data.csv --target label --val-split 0.2 --epochs 50 --batch-size 32 --optimizer adam
+  fastmlp grid --config sweep.toml --lr 0.05 --out sweep.db      (options override the file)
+  fastmlp grid --config sweep.toml --dry-run                     (size and work only)
+"""
+
+
+@click.command("grid", help=GRID_HELP, short_help="Train a grid of networks into a results database (resumable).")
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML file with the same keys as these options "
+              "(underscores or dashes); options given here override it.")
+@click.option("--dataset", metavar="NAME|CSV", help="Built-in dataset (xor, moons, circles, spirals, blobs, teacher, digits_like), "
+              "titanic or csv with --data-file, or a path to a .csv file.  [default: spirals]")
+@click.option("--data-file", type=click.Path(dir_okay=False), help="CSV file for --dataset csv or titanic.")
+@click.option("--target", metavar="COLUMN", help="Target column of a CSV dataset.")
+@click.option("--n-samples", metavar="N", help="Samples of a generated dataset (default: the generator's).")
+@click.option("--data-seed", metavar="N", help="Seed of a generated dataset.  [default: 0]")
+@click.option("--data-option", multiple=True, metavar="KEY=VALUE",
+              help="Further argument of a dataset generator, e.g. noise=0.2 or arms=3 (repeatable).")
+@click.option("--val-split", metavar="FRACTION", help="Fraction of the data held out for validation accuracy (fixed split seed).")
+@click.option("--split-seed", metavar="N", help="Seed of the validation split.  [default: 0]")
+@click.option("--hidden", multiple=True, metavar="LAYERS",
+              help="Hidden layers: 16, 32x4 (4 layers of 32), 64,32 (two layers), 0 (none). Repeat for several "
+                   "architectures.  [default: 16]")
+@click.option("--activation", metavar="LIST", help="Hidden activations: tanh, sigmoid, relu, leaky_relu, linear.  [default: tanh]")
+@click.option("--init", metavar="LIST", help="Init schemes: zeros, constant, uniform, normal, xavier_uniform, xavier_normal, "
+              "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal.  [default: xavier_normal]")
+@click.option("--scale", metavar="LIST", help="Init scales (multiplying every weight), e.g. log:1e-3:10:25 or 0,0.1,1.  "
+              "[default: 1]")
+@click.option("--lr", metavar="LIST", help="Learning rates (> 0), e.g. 0.01,0.1 or log:1e-3:1:4.  [default: 0.1]")
+@click.option("--seeds", metavar="N|A:B|LIST", help="Seeds (each seeds a run's init and its batch order/dropout): a count (8), a "
+              "range (0:16) or a list (3,5).  [default: 1]")
+@click.option("--optimizer", metavar="LIST", help="Optimizers: sgd, momentum, nesterov, adam.  [default: sgd]")
+@click.option("--momentum", metavar="LIST", help="Momentum (Adam's beta1) in [0, 1); ignored by sgd.  [default: 0.9]")
+@click.option("--batch-size", metavar="LIST", help="Minibatch sizes, or full.  [default: full]")
+@click.option("--steps", metavar="LIST", help="Training steps (parameter updates).  [default: 500]")
+@click.option("--epochs", metavar="LIST", help="Epochs instead of --steps: steps = epochs x ceil(n_train / batch size).")
+@click.option("--dropout", metavar="LIST", help="Dropout rates in [0, 1).  [default: 0]")
+@click.option("--weight-decay", metavar="LIST", help="L2 weight decay (>= 0).  [default: 0]")
+@click.option("--dtype", metavar="LIST", help="float32 and/or float64.  [default: float64]")
+@click.option("--backend", metavar="NAME", help="Engine: numba (CPU), numpy (reference) or cuda.  [default: numba]")
+@click.option("--record-every", metavar="N", help="Record the loss every N steps (default: at most 500 points per curve).")
+@click.option("--target-loss", metavar="LOSS|PCT%", help="Loss whose first crossing gives steps_to_target: a value (0.3) or a "
+              "percentage of the loss of the best constant prediction (90%).  [default: 90%]")
+@click.option("--metric", metavar="NAME", help=f"Metric of the summary: {', '.join(METRICS)}.  [default: final_loss]")
+@click.option("--chunk-size", metavar="N", help="At most this many networks per engine call (default: as memory allows).")
+@click.option("--chunk-seconds", metavar="SECONDS", help="Size engine calls to take about this long, so that progress moves and "
+              "Ctrl-C is answered; 0 = as large as memory allows.  [default: 15]")
+@click.option("--max-memory", metavar="SIZE", help="Memory budget of one engine call, e.g. 2G (default: half the available).")
+@click.option("--diagnostics/--no-diagnostics", default=None,
+              help="Compute the symmetry and health diagnostics of every network.  [default: on]")
+@click.option("-o", "--out", type=click.Path(dir_okay=False),
+              help=f"Results database (SQLite).  [default: {DEFAULT_PATH}]")
+@click.option("--dry-run", is_flag=True, help="Print the grid size and the estimated work, then stop.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (errors still shown).")
+@click.option("--json", "json_output", is_flag=True, help="Print a machine-readable JSON summary instead.")
+@click.pass_context
+def grid(ctx, config, dry_run, quiet, json_output, **options):
+    from . import run as runner
+    from .report import summarize_runs, summary_json, summary_text
+
+    params = dict(ctx.params)
+    with _usage_errors():
+        cfg = load_config(config) if config else {}
+        options["data_options"] = options.pop("data_option")
+        settings = merge_settings(cfg, {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()})
+        spec = GridSpec.from_settings(settings)
+        out = Path(spec.out or DEFAULT_PATH)
+        plan = runner.plan_grid(spec)
+        runner.estimate(plan, plan.runs)            # refuses a network too large before touching the database
+    command = _command_line(params)
+    info = lambda text="": None if quiet else _echo(text, err=json_output)   # noqa: E731
+    ident = plan.data.identity
+    split = f"; train {ident['n_train']} / validation {ident['n_val']}" if ident["n_val"] else ""
+    info(f"Grid: {len(plan.runs)} run{'s' * (len(plan.runs) != 1)} ({spec.size_text()}) on {ident['name']} ({ident['n_samples']} samples, "
+         f"{ident['n_features']} features, {ident['task']}{split})")
+
+    if dry_run:
+        done = set()
+        if out.exists():
+            with _usage_errors():
+                with Store.open(out) as st:
+                    st._check(ident)
+                    done = st.finished_keys(plan.keys)
+        pending = [r for r, k in zip(plan.runs, plan.keys) if k not in done]
+        with _usage_errors():
+            est = runner.estimate(plan, pending)
+        _print_estimate(info, est, out, spec)
+        if json_output:
+            click.echo(json.dumps({"dry_run": True, "database": str(out), "dataset": ident,
+                                   "axes": {k: len(v) for k, v in spec.axes().items()},
+                                   "grid_size": len(plan.runs), "already_done": len(plan.runs) - len(pending),
+                                   "to_run": len(pending), "estimate": est.to_dict()}, indent=1))
+        return
+
+    with _usage_errors():
+        store = Store.create(out, ident)
+    try:
+        pending = runner.pending_runs(plan, store)
+        with _usage_errors():
+            est = runner.estimate(plan, pending)
+        _print_estimate(info, est, out, spec)
+        grid_id = store.begin_grid(command, spec.to_dict(), len(plan.runs), len(plan.runs) - len(pending))
+        if quiet:
+            progress = _Quiet()
+        elif sys.stderr.isatty():
+            progress = _Bar()
+        else:
+            progress = _Lines()
+
+        def on_signal(name):
+            if not quiet:
+                click.echo(f"\n{name} received: stopping once the chunk in progress is saved "
+                           f"(press Ctrl-C again to abandon it)...", err=True)
+
+        t0 = time.perf_counter()
+        outcome, hard = None, None
+        try:
+            with runner.graceful_stop(on_signal) as stop:
+                with _usage_errors():
+                    outcome = runner.execute(plan, store, progress=progress, stop=stop, grid_id=grid_id)
+        except KeyboardInterrupt:
+            progress.close()
+            hard = "SIGINT"
+        seconds = time.perf_counter() - t0
+        stopped = hard or (outcome.interrupted if outcome else None)
+        stored = store.finished_keys(plan.keys)
+        trained = outcome.n_trained if outcome else None
+        store.end_grid(grid_id, "interrupted" if stopped else "finished",
+                       trained if trained is not None else len(stored) - (len(plan.runs) - len(pending)), seconds)
+        if stopped:
+            missing = len(plan.runs) - len(stored)
+            msg = (f"Interrupted by {stopped}: {len(stored)} of {len(plan.runs)} runs of this grid are saved in "
+                   f"{out} ({missing} still to run). To resume, run the same command again:\n  {command}")
+            click.echo(msg, err=True)
+            if json_output:
+                click.echo(json.dumps({"database": str(out), "interrupted": stopped, "grid_size": len(plan.runs),
+                                       "stored": len(stored), "missing": missing, "resume": command}, indent=1))
+            ctx.exit(EXIT_SIGNAL.get(stopped, 1))
+        rows = store.fetch(keys=plan.keys)
+        summary = summarize_runs(rows, spec.metric)
+        if json_output:
+            payload = {"database": str(out), "dataset": ident, "grid_size": len(plan.runs),
+                       "already_done": outcome.n_skipped, "trained": outcome.n_trained,
+                       "trained_by_others": outcome.n_by_others, "engine_calls": outcome.engine_calls,
+                       "seconds": round(seconds, 3), "interrupted": None}
+            payload.update(summary_json(summary))
+            click.echo(json.dumps(payload, indent=1, allow_nan=False))
+        elif not quiet:
+            rate = outcome.n_trained / seconds if seconds > 0 and outcome.n_trained else 0.0
+            _echo(f"Trained {outcome.n_trained} network{'s' * (outcome.n_trained != 1)} in {seconds:.1f} s ({rate:,.1f} networks/s, "
+                  f"{outcome.engine_calls} engine call{'s' * (outcome.engine_calls != 1)}); "
+                  f"{outcome.n_skipped} {'was' if outcome.n_skipped == 1 else 'were'} already stored"
+                  + (f", {outcome.n_by_others} trained by another process" if outcome.n_by_others else "") + ".")
+            _echo()
+            _echo(summary_text(summary))
+            _echo()
+            _echo(f"Results database: {out}")
+            _echo(f"  fastmlp show {shlex.quote(str(out))}   |   fastmlp plot {shlex.quote(str(out))}   |   "
+                  f"fastmlp report {shlex.quote(str(out))} -o report.html")
+    finally:
+        store.close()
+
+
+def _print_estimate(info, est, out, spec):
+    from .run import human_bytes, human_flops
+    info(f"Database: {out} ({est.n_runs - est.n_pending} of these runs already stored; {est.n_pending} to run)")
+    if est.n_pending:
+        timing = (f"calls are sized to take about {spec.chunk_seconds:g} s each (--chunk-seconds)"
+                  if spec.chunk_seconds > 0 else "no time limit per call")
+        cap = f", --chunk-size {spec.chunk_size}" if spec.chunk_size else ""
+        info(f"Work: {est.n_groups} shape group{'s' * (est.n_groups != 1)}, about {human_flops(est.flops)} of "
+             f"matrix products; at least {est.min_calls} engine call{'s' * (est.min_calls != 1)} (memory budget "
+             f"{human_bytes(est.budget)}: up to {est.memory_chunk:,} networks per call{cap}); {timing}")
+
+
+# ------------------------------------------------------------------------------------------------ show
+
+@click.command("show", short_help="Summary tables of a results database.")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--by", help="Group by these columns, e.g. init,scale or hidden,lr (default: the summary: best "
+              "and worst configurations and the init x scale table).")
+@click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
+              help="Only runs whose column has this value (comma-separated alternatives); repeatable.")
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON.")
+def show(results, by, metric, filters, json_output):
+    """Summary tables of a results database.
+
+    \b
+    Examples:
+      fastmlp show results.db
+      fastmlp show results.db --by init,scale --metric train_accuracy
+      fastmlp show results.db --by hidden,lr --filter init=xavier_normal --json
+    """
+    from .report import aggregate_rows, summarize_runs, summary_json, summary_text, text_table
+    metric = _metric(metric)
+    flt = _parse_filters(filters)
+    by_cols = _parse_by(by) if by else None
+    with _open(results) as store:
+        with _usage_errors():
+            rows = store.fetch(filters=flt)
+        meta = store.meta()
+        from .store import describe_dataset
+        if by_cols:
+            table = aggregate(rows, by_cols, metric)
+            if json_output:
+                click.echo(json.dumps({"database": results, "dataset": meta["dataset"], "metric": metric,
+                                       "by": by_cols, "runs": len(rows), "rows": table}, indent=1))
+                return
+            _echo(f"{results}: {len(rows)} runs on {describe_dataset(meta['dataset'])}")
+            _echo(f"{metric} by {', '.join(by_cols)} (statistics over runs trained to the end):")
+            headers, cells = aggregate_rows(table, by_cols)
+            _echo(text_table(headers, cells, right=range(len(by_cols), len(headers))))
+            return
+        summary = summarize_runs(rows, metric)
+        if json_output:
+            payload = {"database": results, "dataset": meta["dataset"]}
+            payload.update(summary_json(summary))
+            click.echo(json.dumps(payload, indent=1))
+            return
+        _echo(f"{results}: {describe_dataset(meta['dataset'])}")
+        _echo(summary_text(summary))
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+@click.command("export", short_help="Export a results database as CSV, JSON or Parquet.")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS),
+              help="Output format (default: from the -o suffix, else csv). parquet needs pyarrow.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: standard output).")
+@click.option("--curves", is_flag=True, help="Include each loss curve.")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE", help="Only matching runs; repeatable.")
+def export(results, fmt, output, curves, filters):
+    """Export every run of a results database as CSV, JSON or Parquet.
+
+    \b
+    Examples:
+      fastmlp export results.db > results.csv
+      fastmlp export results.db --format json -o results.json
+      fastmlp export results.db -o results.parquet        (needs pyarrow)
+    """
+    from .store import export as do_export
+    if fmt is None:
+        suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+        fmt = suffix if suffix in EXPORT_FORMATS else "csv"
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        raise click.UsageError("parquet is binary: give -o FILE or redirect standard output")
+    flt = _parse_filters(filters)
+    with _open(results) as store:
+        with _usage_errors():
+            n = do_export(store, fmt, output, curves=curves, filters=flt)
+    if output:
+        click.echo(f"Wrote {n} runs to {output}", err=True)
+
+
+# ------------------------------------------------------------------------------------------------ plot
+
+@click.command("plot", short_help="Draw heatmaps and curves of a results database.")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--kind", default="heatmap,scale,curves", show_default=True,
+              help="Figures: heatmap (a metric over two settings), scale (a metric against scale per scheme, "
+                   "with seed bands), curves (loss curves).")
+@click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
+@click.option("--x", "x", default="scale", show_default=True, help="Heatmap setting across.")
+@click.option("--y", "y", help="Heatmap setting down (default: depth, lr or another that varies).")
+@click.option("--format", "fmt", type=click.Choice(("png", "svg")), help="Image format (default: from -o, else png).")
+@click.option("-o", "--output", type=click.Path(),
+              help="Output file for one kind, directory for several (default: next to RESULTS, named "
+                   "RESULTS-KIND.png).")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE", help="Only matching runs; repeatable.")
+def plot(results, kind, metric, x, y, fmt, output, filters):
+    """Draw figures of a results database (needs matplotlib: pip install 'fastmlp[plot]').
+
+    \b
+    Examples:
+      fastmlp plot results.db
+      fastmlp plot results.db --kind heatmap --x scale --y depth -o heatmap.svg
+      fastmlp plot results.db --kind scale --metric train_accuracy --filter activation=tanh
+    """
+    from .plots import figure_bytes, make_figures
+    metric = _metric(metric)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()]
+    flt = _parse_filters(filters)
+    res = Path(results)
+    if output and len(kinds) == 1 and Path(output).suffix.lower() in (".png", ".svg"):
+        fmt = fmt or Path(output).suffix.lower().lstrip(".")
+        targets = {kinds[0]: Path(output)}
+    else:
+        fmt = fmt or "png"
+        folder = Path(output) if output else res.parent
+        targets = {k: folder / f"{res.stem}-{k}.{fmt}" for k in kinds}
+    with _open(results) as store:
+        with _usage_errors():
+            figs = make_figures(store, kinds, metric, x, y, flt)
+    for k, _, fig in figs:
+        path = targets[k]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(figure_bytes(fig, fmt))
+        click.echo(str(path))
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+@click.command("report", short_help="A self-contained HTML report of a results database.")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="HTML file (default: RESULTS with suffix .html).")
+@click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
+@click.option("--figure-format", type=click.Choice(("png", "svg")), default="png", show_default=True,
+              help="Figures embedded as base64 PNG or inline SVG.")
+@click.option("--no-figures", is_flag=True, help="Tables only.")
+def report(results, output, metric, figure_format, no_figures):
+    """Write one self-contained HTML page: summary tables, figures and the grid's settings.
+
+    Without matplotlib the report holds the tables only.
+
+    \b
+    Examples:
+      fastmlp report results.db -o report.html
+      fastmlp report results.db --figure-format svg --metric train_accuracy
+    """
+    from .plots import MissingDependency, figure_bytes, make_figures
+    from .report import build_report
+    metric = _metric(metric)
+    output = Path(output) if output else Path(results).with_suffix(".html")
+    with _open(results) as store:
+        figures, note = [], None
+        if no_figures:
+            note = "Figures left out (--no-figures)."
+        elif not store.count()["done"] + store.count()["diverged"]:
+            note = "No trained runs to plot."
+        else:
+            try:
+                for k, caption, fig in make_figures(store, metric=metric):
+                    figures.append((caption, figure_format, figure_bytes(fig, figure_format)))
+            except MissingDependency as e:
+                note = f"Figures left out: {e}."
+                click.echo(f"note: {e}; the report has tables only", err=True)
+        with _usage_errors():
+            page = build_report(store, metric, figures, note)
+    output.write_text(page, encoding="utf-8")
+    click.echo(str(output))
+
+
+GRID_COMMANDS = [grid, show, export, plot, report]

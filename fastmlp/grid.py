@@ -417,8 +417,8 @@ class GridSpec:
         if "batch_size" in s:
             raw = s["batch_size"]
             items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-            full = [i for i in items if str(i).strip().lower() in ("full", "none", "0")]
-            rest = [i for i in items if str(i).strip().lower() not in ("full", "none", "0")]
+            full = [i for i in items if str(i).strip().lower() in ("full", "none")]
+            rest = [i for i in items if str(i).strip().lower() not in ("full", "none")]
             values = [None] * bool(full)
             if rest:
                 s["batch_size"] = rest

@@ -22,7 +22,6 @@ never stored twice. A failed run is retried when its grid is run again.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -76,6 +75,9 @@ def _now():
 
 
 def _pid_alive(pid):
+    """Whether a process of this host is running (on Windows, where os.kill cannot probe, assume it is)."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -110,21 +112,26 @@ class Store:
     path : str or Path
     """
 
-    def __init__(self, path, _conn):
+    def __init__(self, path, _conn, readonly=False):
         self.path = Path(path)
         self.conn = _conn
+        self.readonly = readonly
         self.owner = uuid.uuid4().hex
         self.host = socket.gethostname()
 
     # ------------------------------------------------------------------------------------------- opening
     @staticmethod
-    def _connect(path):
+    def _connect(path, write=True):
         conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            if write:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            else:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as e:
             conn.close()
             raise StoreError(f"{path} is not a fastmlp results database ({e})") from None
@@ -177,8 +184,8 @@ class Store:
         path = Path(path)
         if not path.is_file():
             raise StoreError(f"no results database at {path}")
-        conn = cls._connect(path)
-        store = cls(path, conn)
+        conn = cls._connect(path, write=False)
+        store = cls(path, conn, readonly=True)
         try:
             if "meta" not in store._tables():
                 raise StoreError(f"{path} is not a fastmlp results database")
@@ -190,10 +197,11 @@ class Store:
 
     def close(self):
         """Release this process's claims and close the connection."""
-        try:
-            self.release()
-        except sqlite3.Error:
-            pass
+        if not self.readonly:
+            try:
+                self.release()
+            except sqlite3.Error:
+                pass
         self.conn.close()
 
     def __enter__(self):
@@ -361,7 +369,7 @@ class Store:
         """
         if not rows:
             return 0
-        cols = [c for c in COLUMN_NAMES if c in rows[0]]
+        cols = COLUMN_NAMES          # every column, so that a retried failure leaves nothing of itself
         update = ", ".join(f"{c}=excluded.{c}" for c in cols if c != "run_key")
         sql = (f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
                f"ON CONFLICT(run_key) DO UPDATE SET {update} WHERE runs.status = 'failed'")

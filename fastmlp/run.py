@@ -1,0 +1,653 @@
+"""Executing a grid: load the data, expand the runs, train them group by group in chunks, store every chunk.
+
+One engine call trains a chunk: every pending run of one shape group (same architecture, activation,
+optimiser, batch size, steps and dtype), as many as the memory budget allows, capped so that a call takes
+about ``chunk_seconds`` (progress then moves, and Ctrl-C is answered, that often) and by ``chunk_size``.
+Initialisation scheme, scale, seed, learning rate, momentum, weight decay and dropout vary inside a call.
+
+A run's numbers do not depend on how the grid is chunked: its initial weights come from its own seed, the engine
+trains every network independently (counter-based randomness), and metrics are computed network by network.
+
+Interruption: :func:`graceful_stop` turns the first SIGINT or SIGTERM into a request to stop after the chunk in
+progress is stored; a second SIGINT abandons that chunk. Either way every stored chunk stays, and rerunning the
+same grid trains only what is missing.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import BUILTIN, load_dataset
+from .diagnostics import diagnose
+from .evaluate import loss_and_accuracy
+from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
+from .init import init_batch
+from .layout import Layout
+from .spec import Init, Network, Training
+from .store import encode_curve
+from .train import as_targets, train_batch
+
+MIN_MEMORY_BUDGET = 64 * 1024 ** 2
+NOMINAL_FLOPS = 2e9          # a cautious first guess of throughput, replaced by measurement after one call
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+@dataclass
+class DataBundle:
+    """The training (and validation) data of a grid and the dataset identity recorded in the database."""
+    train: object
+    val: object
+    identity: dict
+    baseline_loss: float
+
+    @property
+    def n_inputs(self):
+        return self.train.n_features
+
+    @property
+    def n_outputs(self):
+        return self.train.n_outputs
+
+    @property
+    def output(self):
+        return self.train.output
+
+
+def _data_hash(d):
+    h = hashlib.sha256()
+    for part in (d.task.encode(), str(d.n_classes).encode(), np.ascontiguousarray(d.X, "<f8").tobytes(),
+                 np.ascontiguousarray(d.y, "<f8" if d.y.dtype.kind == "f" else "<i8").tobytes()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def load_data(spec):
+    """Load and split the dataset of a grid.
+
+    Parameters
+    ----------
+    spec : GridSpec
+
+    Returns
+    -------
+    DataBundle
+
+    Raises
+    ------
+    GridError
+        For a missing or malformed file, a missing target column, a bad option; naming the option at fault.
+    """
+    name = spec.dataset
+    kwargs = dict(spec.data_options)
+    is_file = name.lower().endswith(".csv") or name not in BUILTIN
+    if spec.data_file is not None:
+        kwargs["data_file"] = spec.data_file
+    if spec.target is not None:
+        kwargs["target"] = spec.target
+    if spec.n_samples is not None:
+        kwargs["n_samples"] = spec.n_samples
+    if not is_file:
+        kwargs["seed"] = spec.data_seed
+    file_option = "--data-file" if spec.data_file else "--dataset"
+    try:
+        d = load_dataset(name, **kwargs)
+    except FileNotFoundError as e:
+        raise GridError(file_option, str(e)) from None
+    except (ValueError, TypeError) as e:
+        text = str(e)
+        option = ("--n-samples" if "n_samples" in text else "--target" if "target" in text
+                  else file_option if is_file else "--data-option" if spec.data_options else "--dataset")
+        raise GridError(option, text) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GridError(file_option, f"cannot read the data: {e}") from None
+    train, val = d, None
+    if spec.val_split:
+        try:
+            train, val = d.split(spec.val_split, seed=spec.split_seed)
+        except ValueError as e:
+            raise GridError("--val-split", str(e)) from None
+    options = {k: v for k, v in kwargs.items() if k != "seed"}
+    if not is_file:
+        options["seed"] = spec.data_seed
+    identity = {"name": d.name, "source": name, "options": options, "task": d.task, "n_samples": d.n_samples,
+                "n_features": d.n_features, "n_outputs": d.n_outputs, "sha256": _data_hash(d),
+                "val_split": spec.val_split, "split_seed": spec.split_seed if spec.val_split else None,
+                "n_train": train.n_samples, "n_val": val.n_samples if val is not None else 0}
+    return DataBundle(train, val, identity, baseline_loss(train))
+
+
+def baseline_loss(d):
+    """The loss of the best constant prediction on ``d`` (the class frequencies, or the mean target): what a
+    network that learns nothing but its output bias reaches."""
+    net = Network(d.n_features, (), d.n_outputs, "linear", d.output)
+    T = d.targets()
+    layers = [(np.zeros((d.n_outputs, d.n_features)), np.zeros(d.n_outputs))]
+    if d.output == "sigmoid":
+        p = float(np.clip(T.mean(), 1e-12, 1 - 1e-12))
+        layers[0][1][:] = math.log(p / (1 - p))
+    elif d.output == "softmax":
+        layers[0][1][:] = np.log(np.clip(T.mean(axis=0), 1e-12, None))
+    else:
+        layers[0][1][:] = T.mean(axis=0)
+    params = Layout(net.sizes).pack(layers)
+    loss, _ = loss_and_accuracy(net, params, d.X, T)
+    return float(loss[0])
+
+
+# --------------------------------------------------------------------------------------------------- plan
+
+@dataclass
+class Plan:
+    """A grid ready to run: data, runs in order, and each run's key."""
+    spec: object
+    data: DataBundle
+    runs: list
+    keys: list
+    target_loss: float
+    by_key: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.by_key = dict(zip(self.keys, self.runs))
+
+    def network(self, run):
+        """The :class:`Network` of a run on this plan's data."""
+        return Network(self.data.n_inputs, run.hidden, self.data.n_outputs, run.activation, self.data.output)
+
+
+def dataset_key(identity):
+    """The part of the dataset identity that enters run keys: the data's hash and the validation split."""
+    return {"sha256": identity["sha256"], "val_split": identity["val_split"], "split_seed": identity["split_seed"]}
+
+
+def plan_grid(spec):
+    """Load the data of a grid and expand its runs.
+
+    Raises
+    ------
+    GridError
+    """
+    data = load_data(spec)
+    from .engine import get_engine
+    try:
+        get_engine(spec.backend)
+    except (ValueError, ImportError, RuntimeError) as e:
+        raise GridError("--backend", str(e)) from None
+    runs = expand(spec, data.train.n_samples)
+    dk = dataset_key(data.identity)
+    keys = [r.key(dk) for r in runs]
+    return Plan(spec, data, runs, keys, target_loss_value(spec.target_loss, data.baseline_loss))
+
+
+# ------------------------------------------------------------------------------------------ work, memory
+
+def flops_per_network(network, run, n_train):
+    """Matrix-product FLOPs of training one network (forward, weight gradients, input gradients)."""
+    sizes = network.sizes
+    macs = sum(fi * fo for fi, fo in zip(sizes[:-1], sizes[1:]))
+    macs_in_grad = macs - sizes[0] * sizes[1]
+    B = run.batch_size or n_train
+    per_epoch = -(-n_train // B)
+    full, rest = divmod(run.steps, per_epoch)
+    samples = full * n_train + sum(min(B, n_train - j * B) for j in range(rest))
+    return float(samples) * 2.0 * (2 * macs + macs_in_grad)
+
+
+def _itemsize(run):
+    return 8 if run.dtype == "float64" else 4
+
+
+def memory_per_network(network, run):
+    """Bytes a chunk needs for each network it holds: parameter copies, loss curve, gradient norms."""
+    P = Layout(network.sizes).n_params
+    R = -(-run.steps // run.record_every)
+    L = len(network.sizes) - 1
+    return (6 * P + R * (1 + L)) * _itemsize(run) + 4 * R + 8 * P + 8192
+
+
+def memory_fixed(network, run, n_train, n_eval, threads):
+    """Bytes a chunk needs whatever its size: the data, each thread's workspace, one network's evaluation."""
+    s = _itemsize(run)
+    sizes = network.sizes
+    P = Layout(sizes).n_params
+    B = min(run.batch_size or n_train, n_train)
+    rows = sum(sizes)
+    workspace = (4 * rows * B + 3 * P) * s
+    data = (n_train + n_eval) * (sizes[0] + sizes[-1]) * (8 + s) * 2
+    evaluation = max(n_train, n_eval) * sum(sizes[1:]) * 8 * 4
+    return threads * workspace + data + evaluation
+
+
+def available_memory():
+    """Bytes of memory available now (MemAvailable on Linux; physical memory elsewhere; 4 GiB if unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4 * 1024 ** 3
+
+
+def memory_budget(spec):
+    """The memory one chunk may use: ``--max-memory``, or half the memory available now."""
+    return spec.max_memory or max(MIN_MEMORY_BUDGET, available_memory() // 2)
+
+
+def engine_threads(backend):
+    """Threads the engine trains networks on (numba's thread count; the CPU count otherwise)."""
+    if backend == "numba":
+        try:
+            import numba
+            return int(numba.get_num_threads())
+        except Exception:      # pragma: no cover - numba is a dependency
+            pass
+    return os.cpu_count() or 1
+
+
+def human_bytes(n):
+    """``1536`` -> ``"1.5 KB"``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+
+
+def human_flops(f):
+    """``2.5e9`` -> ``"2.5 GFLOP"``."""
+    for unit, scale in (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if f >= scale:
+            return f"{f / scale:.1f} {unit}"
+    return f"{f:.0f} FLOP"
+
+
+def max_chunk(plan, group_runs_, budget, threads, chunk_size=True):
+    """The most networks of one group a chunk may hold within ``budget`` bytes (and ``--chunk-size``, unless
+    ``chunk_size`` is false).
+
+    Raises
+    ------
+    GridError
+        If even a single network does not fit.
+    """
+    run = group_runs_[0]
+    net = plan.network(run)
+    n_train = plan.data.train.n_samples
+    n_val = plan.data.val.n_samples if plan.data.val is not None else 0
+    fixed = memory_fixed(net, run, n_train, n_val, threads)
+    per = memory_per_network(net, run)
+    if fixed + per > budget:
+        option = "--max-memory" if plan.spec.max_memory else "--hidden"
+        raise GridError(option, f"a single network of shape {'-'.join(map(str, net.sizes))} ({run.dtype}, "
+                                f"batch {run.batch_size or n_train}, {run.steps} steps) needs about "
+                                f"{human_bytes(fixed + per)}, more than the memory budget of "
+                                f"{human_bytes(budget)}; use a smaller network or batch, fewer steps, or "
+                                f"--max-memory")
+    cap = max(1, int((budget - fixed) // per))
+    if plan.spec.chunk_size and chunk_size:
+        cap = min(cap, plan.spec.chunk_size)
+    return cap
+
+
+@dataclass
+class Estimate:
+    """What a grid will cost before it runs."""
+    n_runs: int
+    n_pending: int
+    n_groups: int
+    flops: float
+    max_chunk: int
+    min_calls: int
+    budget: int
+    memory_chunk: int = 0
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+def estimate(plan, pending):
+    """The work of training ``pending`` runs: FLOPs, groups, the fewest engine calls memory allows.
+
+    Raises
+    ------
+    GridError
+        If a single network does not fit in memory.
+    """
+    budget = memory_budget(plan.spec)
+    threads = engine_threads(plan.spec.backend)
+    flops, calls, biggest, memory_cap = 0.0, 0, 0, 0
+    n_train = plan.data.train.n_samples
+    groups = group_runs(pending)
+    for runs in groups.values():
+        net = plan.network(runs[0])
+        flops += flops_per_network(net, runs[0], n_train) * len(runs)
+        cap = max_chunk(plan, runs, budget, threads)
+        memory_cap = max(memory_cap, max_chunk(plan, runs, budget, threads, chunk_size=False))
+        calls += -(-len(runs) // cap)
+        biggest = max(biggest, min(cap, len(runs)))
+    return Estimate(len(plan.runs), len(pending), len(groups), flops, biggest, calls, budget, memory_cap)
+
+
+# ------------------------------------------------------------------------------------------ signals
+
+class StopRequest:
+    """Set by :func:`graceful_stop` when a SIGINT or SIGTERM asks the grid to stop; false until then."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __bool__(self):
+        return self.signal is not None
+
+    def request(self, name="request"):
+        self.signal = name
+
+
+@contextlib.contextmanager
+def graceful_stop(on_signal=None):
+    """Within the block, SIGINT and SIGTERM request a stop instead of killing the process.
+
+    The first signal sets the yielded :class:`StopRequest` (and calls ``on_signal(name)``); a second SIGINT
+    raises ``KeyboardInterrupt`` at once. Outside the main thread, signals are left alone.
+    """
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signal = name
+        if on_signal is not None:
+            on_signal(name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# ------------------------------------------------------------------------------------------ progress
+
+class Progress:
+    """What :func:`execute` reports to; the default reports nothing."""
+
+    def start(self, total):
+        pass
+
+    def advance(self, n):
+        pass
+
+    def note(self, text):
+        pass
+
+    def close(self):
+        pass
+
+
+# ----------------------------------------------------------------------------------------- training
+
+def _fmt_list(values, ints=False):
+    return ",".join(("nan" if not math.isfinite(v) else str(int(v)) if ints else f"{v:.6g}")
+                    for v in (float(x) for x in values))
+
+
+def _nan_stat(values, fn):
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(fn(v)) if v.size else None
+
+
+def _losses(network, params, X, T, budget):
+    """``loss_and_accuracy`` in slices of networks small enough for ``budget`` bytes."""
+    per = max(1, X.shape[0] * sum(network.sizes[1:]) * 8 * 3)
+    step = int(max(1, min(256, budget // per)))
+    loss = np.empty(params.shape[0])
+    acc = np.empty(params.shape[0])
+    for a in range(0, params.shape[0], step):
+        loss[a:a + step], acc[a:a + step] = loss_and_accuracy(network, params[a:a + step], X, T)
+    return loss, acc
+
+
+def _base_row(plan, run, key, network, grid_id):
+    return {
+        "run_key": key, "dataset": plan.data.identity["name"], "hidden": hidden_text(run.hidden),
+        "depth": len(run.hidden), "width": max(run.hidden) if run.hidden else 0,
+        "n_params": Layout(network.sizes).n_params, "activation": run.activation, "output": network.output,
+        "init": run.init, "scale": run.scale, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
+        "momentum": run.momentum, "weight_decay": run.weight_decay, "dropout": run.dropout,
+        "batch_size": run.batch_size, "steps": run.steps, "epochs": run.epochs, "record_every": run.record_every,
+        "dtype": run.dtype, "backend": plan.spec.backend, "target_loss": plan.target_loss, "grid_id": grid_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def train_chunk(plan, runs, keys, grid_id=None, budget=None):
+    """Train runs of one shape group in one engine call and compute every stored metric.
+
+    Parameters
+    ----------
+    plan : Plan
+    runs : list of Run
+        All of one group (:meth:`Run.group`).
+    keys : list of str
+        Their run keys.
+    grid_id : int, optional
+        Recorded in each row.
+    budget : int, optional
+        Bytes the evaluation may use at once.
+
+    Returns
+    -------
+    list of dict
+        One database row per run. A chunk the engine rejects gives rows with status ``failed`` and the error.
+    """
+    r0 = runs[0]
+    network = plan.network(r0)
+    budget = budget or memory_budget(plan.spec)
+    train, val = plan.data.train, plan.data.val
+    rows = [_base_row(plan, r, k, network, grid_id) for r, k in zip(runs, keys)]
+    t0 = time.perf_counter()
+    try:
+        training = Training(optimizer=r0.optimizer, lr=r0.lr, momentum=r0.momentum or 0.0, steps=r0.steps,
+                            batch_size=r0.batch_size, record_every=r0.record_every)
+        seeds = np.array([r.seed for r in runs], dtype=np.int64)
+        p0 = init_batch(network, [Init(r.init, scale=r.scale) for r in runs], seeds, r0.dtype)
+        res = train_batch(network, train.X, train.y, p0, training=training,
+                          lr=np.array([r.lr for r in runs]),
+                          momentum=np.array([r.momentum or 0.0 for r in runs]),
+                          weight_decay=np.array([r.weight_decay for r in runs]),
+                          dropout=np.array([r.dropout for r in runs]),
+                          seeds=seeds, backend=plan.spec.backend, track_grad_norms=True)
+    except (ValueError, MemoryError, RuntimeError, OverflowError) as e:
+        for row in rows:
+            row.update(status="failed", error=f"{type(e).__name__}: {e}")
+        return rows
+    dt = res.params.dtype
+    T = as_targets(network, train.y, train.n_samples, dt)
+    with np.errstate(all="ignore"):
+        init_loss, _ = _losses(network, res.initial_params, train.X, T, budget)
+        loss, acc = _losses(network, res.params, train.X, T, budget)
+        if val is not None:
+            vT = as_targets(network, val.y, val.n_samples, dt)
+            vloss, vacc = _losses(network, res.params, val.X, vT, budget)
+    for i, row in enumerate(rows):
+        curve = res.curves[i]
+        hit = np.flatnonzero(curve <= plan.target_loss)
+        ds = int(res.diverged_step[i])
+        row.update(status="diverged" if ds >= 0 else "done", diverged_step=ds if ds >= 0 else None,
+                   initial_loss=init_loss[i], final_loss=loss[i], train_accuracy=acc[i],
+                   steps_to_target=int(hit[0]) * r0.record_every if hit.size else None,
+                   curve=encode_curve(curve))
+        if val is not None:
+            row.update(val_loss=vloss[i], val_accuracy=vacc[i])
+        if plan.spec.diagnostics:
+            try:
+                with np.errstate(all="ignore"):
+                    d = diagnose(network, res.params[i], train.X, res.initial_params[i], res.grad_norms[i])
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                d = None
+            if d is not None:
+                row.update(_diagnostic_columns(d))
+    seconds = time.perf_counter() - t0
+    for row in rows:
+        row["train_seconds"] = seconds / len(rows)
+    return rows
+
+
+def _diagnostic_columns(d):
+    out = {
+        "distinct_units": _fmt_list(d["distinct_units"], ints=True),
+        "min_distinct_units": min(d["distinct_units"]) if d["distinct_units"] else None,
+        "distinct_units_rtol": _fmt_list(d["distinct_units_rtol"], ints=True),
+        "min_distinct_units_rtol": min(d["distinct_units_rtol"]) if d["distinct_units_rtol"] else None,
+        "max_cosine_layers": _fmt_list(d["max_cosine"]), "max_cosine": _nan_stat(d["max_cosine"], np.max),
+        "effective_rank": _fmt_list(d["effective_rank"]),
+        "min_effective_rank": _nan_stat(d["effective_rank"], np.min),
+        "saturated_layers": _fmt_list(d["saturated"]), "saturated": _nan_stat(d["saturated"], np.mean),
+        "dead_layers": _fmt_list(d["dead"]), "dead": _nan_stat(d["dead"], np.mean),
+    }
+    if "weights_moved" in d:
+        out["weights_moved"] = _fmt_list(d["weights_moved"], ints=True)
+        out["distance_moved_layers"] = _fmt_list(d["distance_moved"])
+        out["distance_moved"] = _nan_stat(d["distance_moved"], lambda v: np.sqrt(np.sum(v ** 2)))
+    if "grad_norms" in d:
+        out["grad_norms"] = _fmt_list(d["grad_norms"])
+        out["grad_ratio"] = d["grad_ratio"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ execute
+
+@dataclass
+class Outcome:
+    """How a grid execution went."""
+    n_runs: int
+    n_skipped: int
+    n_trained: int = 0
+    n_by_others: int = 0
+    engine_calls: int = 0
+    seconds: float = 0.0
+    interrupted: str | None = None
+
+    @property
+    def n_missing(self):
+        return self.n_runs - self.n_skipped - self.n_trained - self.n_by_others
+
+    def to_dict(self):
+        d = dict(self.__dict__)
+        d["n_missing"] = self.n_missing
+        return d
+
+
+def pending_runs(plan, store):
+    """The runs of ``plan`` not yet finished in ``store`` (failed ones count as not finished)."""
+    finished = store.finished_keys(plan.keys)
+    return [r for r, k in zip(plan.runs, plan.keys) if k not in finished]
+
+
+def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5):
+    """Train every pending run of ``plan`` and store the results chunk by chunk.
+
+    Parameters
+    ----------
+    plan : Plan
+    store : Store
+    progress : Progress, optional
+    stop : StopRequest, optional
+        Checked between chunks; when set, the execution returns with ``interrupted`` set.
+    grid_id : int, optional
+    sleep : float
+        Seconds between checks while another process trains the last runs of this grid.
+
+    Returns
+    -------
+    Outcome
+    """
+    progress = progress or Progress()
+    stop = stop if stop is not None else StopRequest()
+    t_start = time.perf_counter()
+    pending = pending_runs(plan, store)
+    out = Outcome(len(plan.runs), len(plan.runs) - len(pending))
+    progress.start(len(pending))
+    budget = memory_budget(plan.spec)
+    threads = engine_threads(plan.spec.backend)
+    n_train = plan.data.train.n_samples
+    rate = None                  # measured FLOP/s of whole chunks (training, evaluation, diagnostics)
+    key_of = dict(zip(plan.runs, plan.keys))
+    accounted = set()            # keys trained here or found finished by another process
+    waited = False
+    while pending and not stop:
+        worked, busy_total = False, 0
+        for group in group_runs(pending).values():
+            net = plan.network(group[0])
+            cap = max_chunk(plan, group, budget, threads)
+            fpn = flops_per_network(net, group[0], n_train)
+            remaining = list(group)
+            while remaining and not stop:
+                n = cap
+                if plan.spec.chunk_seconds > 0:
+                    guess = int(plan.spec.chunk_seconds * (rate or NOMINAL_FLOPS) / max(fpn, 1.0))
+                    n = min(cap, max(guess, 2 * threads, 1))
+                claimed, finished, busy = store.claim([key_of[r] for r in remaining], n)
+                taken = set(claimed) | finished | set(busy)
+                remaining = [r for r in remaining if key_of[r] not in taken]
+                new = finished - accounted
+                if new:
+                    accounted |= new
+                    out.n_by_others += len(new)
+                    progress.advance(len(new))
+                if not claimed:
+                    busy_total += len(busy)
+                    break
+                runs = [plan.by_key[k] for k in claimed]
+                t0 = time.perf_counter()
+                try:
+                    rows = train_chunk(plan, runs, claimed, grid_id, budget)
+                except BaseException:
+                    store.release(claimed)
+                    raise
+                store.save(rows)
+                accounted |= set(claimed)
+                seconds = time.perf_counter() - t0
+                rate = fpn * len(runs) / max(seconds, 1e-6)
+                out.n_trained += len(rows)
+                out.engine_calls += 1
+                worked = True
+                progress.advance(len(rows))
+        if stop:
+            break
+        still = {key_of[r] for r in pending_runs(plan, store)}
+        for r in pending:
+            k = key_of[r]
+            if k not in still and k not in accounted:
+                accounted.add(k)
+                out.n_by_others += 1
+                progress.advance(1)
+        pending = [r for r in pending if key_of[r] in still and key_of[r] not in accounted]
+        if pending and not worked:
+            if not waited:
+                progress.note(f"waiting for {busy_total} runs that another process is training")
+                waited = True
+            time.sleep(sleep)
+    out.seconds = time.perf_counter() - t_start
+    out.interrupted = stop.signal
+    progress.close()
+    return out

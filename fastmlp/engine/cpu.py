@@ -11,7 +11,7 @@ output unit), never over units; every reduction over samples is one plain loop p
 import numpy as np
 from numba import njit, prange
 
-from .config import CACHE, JIT, JIT_EXACT
+from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import tanh_fast
 from .. import rng
 
@@ -25,17 +25,16 @@ _HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
 LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
 
 _jit = dict(cache=CACHE, **JIT)
-# for loops whose per-element order must be exactly the source's (they vectorise along samples without it)
-_jit_exact = dict(cache=CACHE, **JIT_EXACT)
+_jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
 
 
-@njit(**_jit_exact)
+@njit(**_jit)
 def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
     """out[j] = b[j] + sum_k W[j, k] inp[k]: two units and eight inputs per pass over the samples.
 
     Every unit runs the same code: inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0,
-    adding exact zeros, and an odd last unit is paired with a copy of itself written to ``spare``. Compiled
-    without ``reassoc``, so each sum is taken in the source's order.
+    adding exact zeros, and an odd last unit is paired with a copy of itself written to ``spare``. Each sum is
+    taken in the source's order (no fast-math).
     """
     for j in range(0, fo, 2):
         jb = j + 1 if j + 1 < fo else j
@@ -110,6 +109,17 @@ def _dropout(H, A, M, r0, n, Bt, key, p_drop, keep):
             arow[s] = hrow[s] * m
 
 
+@njit(**_jit_reduce)
+def _nonfinite_check(H, r0, K, Bt, zero):
+    """0 if every logit is finite, NaN otherwise (any order of summation gives the same answer)."""
+    chk = zero
+    for o in range(K):
+        zr = H[r0 + o]
+        for s in range(Bt):
+            chk += zr[s] * zero
+    return chk
+
+
 @njit(**_jit)
 def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
     """Writes d loss / d logits into D; returns (loss or 0, check sum that is NaN iff a logit is not finite).
@@ -117,15 +127,13 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
     ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
     """
     half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
-    chk = zero
+    chk = _nonfinite_check(H, r0, K, Bt, zero)
     loss = zero
     if out == 0:  # sigmoid + binary cross-entropy
         for o in range(K):
             zr, dr, tr = H[r0 + o], D[r0 + o], T[o]
             for s in range(Bt):
-                z = zr[s]
-                chk += z * zero
-                dr[s] = (half + half * tanh_fast(half * z) - tr[s]) * inv
+                dr[s] = (half + half * tanh_fast(half * zr[s]) - tr[s]) * inv
             if want_loss:
                 for s in range(Bt):
                     z = zr[s]
@@ -151,7 +159,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
                 e = np.exp(H[r0 + o, s] - m)
                 D[r0 + o, s] = e
                 tot += e
-            chk += m * zero + tot * zero
+            chk += tot * zero
             for o in range(K):
                 D[r0 + o, s] = (D[r0 + o, s] / tot - T[o, s]) * inv
             if want_loss:
@@ -163,15 +171,17 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
     return loss, chk
 
 
-@njit(**_jit)
+@njit(**_jit_reduce)
 def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
-    """G[W] = D @ inp.T and G[b] = D.sum(1); returns the squared norm of the weight gradient.
+    """G[W] = D @ inp.T and G[b] = D.sum(1).
+
+    Compiled with ``reassoc`` so the sums over samples vectorise; the loop does nothing else, so the order LLVM
+    picks is the same for every (unit, input) pair and every compilation.
 
     Two units and four inputs share a pass over the samples. Inputs past ``fi`` read ``zrow`` and an odd last
     unit is paired with itself; their sums are discarded. So every (unit, input) pair is reduced by the same
     code, in the same order.
     """
-    sq = zero
     for j in range(0, fo, 2):
         jb = j + 1 if j + 1 < fo else j
         d0, d1 = D[dr0 + j], D[dr0 + jb]
@@ -202,28 +212,20 @@ def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
                 c13 += e1 * x3
             g0, g1 = w0 + j * fi + k, w0 + jb * fi + k
             G[g0] = c00
-            sq += c00 * c00
             if u > 1:
                 G[g0 + 1] = c01
-                sq += c01 * c01
             if u > 2:
                 G[g0 + 2] = c02
-                sq += c02 * c02
             if u > 3:
                 G[g0 + 3] = c03
-                sq += c03 * c03
             if jb != j:
                 G[g1] = c10
-                sq += c10 * c10
                 if u > 1:
                     G[g1 + 1] = c11
-                    sq += c11 * c11
                 if u > 2:
                     G[g1 + 2] = c12
-                    sq += c12 * c12
                 if u > 3:
                     G[g1 + 3] = c13
-                    sq += c13 * c13
         acc0 = zero
         acc1 = zero
         for s in range(Bt):
@@ -231,10 +233,9 @@ def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
             acc1 += d1[s]
         G[b0 + j] = acc0
         G[b0 + jb] = acc1
-    return sq
 
 
-@njit(**_jit_exact)
+@njit(**_jit)
 def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, spare):
     """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below.
 
@@ -396,12 +397,15 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         for l in range(L - 1, -1, -1):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                sq = _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             elif use_drop:
-                sq = _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             else:
-                sq = _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
             if track and rec:
+                sq = zero
+                for i in range(w_off[l], b_off[l]):
+                    sq += G[i] * G[i]
                 gnorms[n, t // record_every, l] = np.sqrt(sq)
             if l > 0:
                 _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, H, M, use_drop, act, c, zrow, spare)

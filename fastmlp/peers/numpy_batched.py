@@ -4,7 +4,8 @@ Variants
 --------
 ``"loop"``
     One network at a time, vectorised over samples: the reference engine's math without its diagnostics
-    (no loss curve, no divergence checks, no gradient norms, no weight-decay/dropout branches).
+    (no loss curve, no divergence checks, no gradient norms, no weight-decay/dropout branches), with in-place
+    bias, activation and backpropagation updates (the same operations, so the same rounding).
 ``"batched"``
     All N networks at once: parameters as stacked ``(N, fan_out, fan_in)`` weights, every layer one
     ``np.matmul`` over the stack, ``(N, B, fan_in) @ (N, fan_in, fan_out)`` (the full-batch first layer
@@ -24,6 +25,32 @@ VARIANTS = ("loop", "batched")
 
 def available():
     return True, "numpy is a core dependency"
+
+
+def _activate_(z, activation, slope):
+    """The hidden activation, in place where NumPy allows (same operations, same rounding as the reference)."""
+    if activation == "tanh":
+        return np.tanh(z, out=z)
+    if activation == "sigmoid":
+        z *= 0.5
+        np.tanh(z, out=z)
+        z *= 0.5
+        z += 0.5
+        return z
+    if activation == "relu":
+        return np.maximum(z, 0, out=z)
+    return activate(z, activation, slope)
+
+
+def _backprop_(da, h, activation, slope):
+    """``da * activation'(h)`` into ``da``, the derivative taken from the activation value ``h``."""
+    if activation == "tanh":
+        g = h * h
+        np.subtract(1, g, out=g)
+        da *= g
+        return da
+    da *= activation_grad(h, activation, slope)
+    return da
 
 
 def _output_delta(z, t, output):
@@ -58,9 +85,10 @@ def _train_loop(workload):
                 xb, tb = X[idx[t]], T[idx[t]]
             ins, a = [xb], xb
             for l, (W, b) in enumerate(layers):
-                z = a @ W.T + b
+                z = a @ W.T
+                z += b
                 if l < L - 1:
-                    a = activate(z, act, slope)
+                    a = _activate_(z, act, slope)
                     ins.append(a)
             delta = _output_delta(z, tb, net.output)
             for l in range(L - 1, -1, -1):
@@ -68,7 +96,7 @@ def _train_loop(workload):
                 gW = delta.T @ ins[l]
                 gb = delta.sum(axis=0)
                 if l > 0:
-                    delta = (delta @ W) * activation_grad(ins[l], act, slope)
+                    delta = _backprop_(delta @ W, ins[l], act, slope)
                 W -= lr * gW
                 b -= lr * gb
     return params
@@ -92,9 +120,10 @@ def _train_batched(workload):
             xb, tb = X[idx[t]], T[idx[t]]         # (N, B, in)
         ins, a = [xb], xb
         for l, (W, b) in enumerate(layers):
-            z = np.matmul(a, W.transpose(0, 2, 1)) + b[:, None, :]
+            z = np.matmul(a, W.transpose(0, 2, 1))
+            z += b[:, None, :]
             if l < L - 1:
-                a = activate(z, act, slope)
+                a = _activate_(z, act, slope)
                 ins.append(a)
         delta = _output_delta(z, tb, net.output)
         for l in range(L - 1, -1, -1):
@@ -102,7 +131,7 @@ def _train_batched(workload):
             gW = np.matmul(delta.transpose(0, 2, 1), ins[l])   # (N, out, B) @ (N or -, B, in)
             gb = delta.sum(axis=1)
             if l > 0:
-                delta = np.matmul(delta, W) * activation_grad(ins[l], act, slope)
+                delta = _backprop_(np.matmul(delta, W), ins[l], act, slope)
             W -= lr * gW
             b -= lr * gb
     N = workload.n_networks

@@ -33,9 +33,11 @@ def test_zero_init_only_the_output_bias_learns(titanic, engine):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
-def test_constant_init_keeps_hidden_units_bit_identical(titanic, dtype, optimizer):
-    net = Network(7, (6, 5, 4), 1, "tanh", "sigmoid")
+@pytest.mark.parametrize("optimizer,hidden", [("sgd", (6, 5, 4)), ("momentum", (6, 5, 4)), ("nesterov", (6, 5, 4)),
+                                              ("adam", (6, 5, 4)), ("sgd", (13, 3, 9)), ("adam", (1, 10, 2))])
+def test_constant_init_keeps_hidden_units_bit_identical(titanic, dtype, optimizer, hidden):
+    """Widths cover odd and even layers, fan-ins below, at and above the kernels' block widths (4 and 8)."""
+    net = Network(7, hidden, 1, "tanh", "sigmoid")
     tr = Training(optimizer, lr=0.01, steps=300, batch_size=64)
     res = train_batch(net, titanic.X, titanic.y, init_batch(net, Init("constant", value=0.3), [0, 1], dtype),
                       training=tr)

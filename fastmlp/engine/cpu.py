@@ -30,19 +30,40 @@ _jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
 
 @njit(**_jit)
 def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
-    """out[j] = b[j] + sum_k W[j, k] inp[k]: two units and eight inputs per pass over the samples.
+    """out[j] = b[j] + sum_k W[j, k] inp[k]: two units and eight (or four, when ``fi <= 4``) inputs per pass.
 
-    Every unit runs the same code: inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0,
-    adding exact zeros, and an odd last unit is paired with a copy of itself written to ``spare``. Each sum is
-    taken in the source's order (no fast-math).
+    Every unit's sum has the same expression tree: the blocking runs over the inputs (the same for every unit),
+    and inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0, adding exact zeros. The code is
+    exact IEEE (no fast-math), and every operation is element-wise along the samples, so a unit computed in a
+    pair or alone (an odd last unit) gets the same bits.
     """
     for j in range(0, fo, 2):
-        jb = j + 1 if j + 1 < fo else j
+        two = j + 1 < fo
+        jb = j + 1 if two else j
         orow = out[or0 + j]
-        orow2 = out[or0 + jb] if jb != j else spare
+        orow2 = out[or0 + jb] if two else spare
         wr, wr2 = w0 + j * fi, w0 + jb * fi
         bj, bj2 = p[b0 + j], p[b0 + jb]
         zero = bj - bj
+        if fi <= 4:
+            u = fi
+            a_0 = inp[ir0]
+            a_1 = inp[ir0 + 1] if u > 1 else zrow
+            a_2 = inp[ir0 + 2] if u > 2 else zrow
+            a_3 = inp[ir0 + 3] if u > 3 else zrow
+            w_0, v_0 = p[wr], p[wr2]
+            w_1, v_1 = (p[wr + 1], p[wr2 + 1]) if u > 1 else (zero, zero)
+            w_2, v_2 = (p[wr + 2], p[wr2 + 2]) if u > 2 else (zero, zero)
+            w_3, v_3 = (p[wr + 3], p[wr2 + 3]) if u > 3 else (zero, zero)
+            if two:
+                for s in range(Bt):
+                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
+                    orow[s] = bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                    orow2[s] = bj2 + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+            else:
+                for s in range(Bt):
+                    orow[s] = bj + ((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+            continue
         for k in range(0, fi, 8):
             u = fi - k  # inputs left in this block
             a_0 = inp[ir0 + k]
@@ -61,16 +82,27 @@ def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
             w_5, v_5 = (p[wr + k + 5], p[wr2 + k + 5]) if u > 5 else (zero, zero)
             w_6, v_6 = (p[wr + k + 6], p[wr2 + k + 6]) if u > 6 else (zero, zero)
             w_7, v_7 = (p[wr + k + 7], p[wr2 + k + 7]) if u > 7 else (zero, zero)
-            if k == 0:
+            if not two:
+                if k == 0:
+                    for s in range(Bt):
+                        orow[s] = bj + (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+                                        + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+                else:
+                    for s in range(Bt):
+                        orow[s] += (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+                                    + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+            elif k == 0:
                 for s in range(Bt):
-                    x0, x1, x2, x3, x4, x5, x6, x7 = a_0[s], a_1[s], a_2[s], a_3[s], a_4[s], a_5[s], a_6[s], a_7[s]
+                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
+                    x4, x5, x6, x7 = a_4[s], a_5[s], a_6[s], a_7[s]
                     orow[s] = bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
                                     + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
                     orow2[s] = bj2 + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
                                       + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7)))
             else:
                 for s in range(Bt):
-                    x0, x1, x2, x3, x4, x5, x6, x7 = a_0[s], a_1[s], a_2[s], a_3[s], a_4[s], a_5[s], a_6[s], a_7[s]
+                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
+                    x4, x5, x6, x7 = a_4[s], a_5[s], a_6[s], a_7[s]
                     orow[s] += (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
                                 + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
                     orow2[s] += (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
@@ -180,8 +212,39 @@ def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
 
     Two units and four inputs share a pass over the samples. Inputs past ``fi`` read ``zrow`` and an odd last
     unit is paired with itself; their sums are discarded. So every (unit, input) pair is reduced by the same
-    code, in the same order.
+    code, in the same order. A layer of one unit (``fo == 1``) has its own loop: there is no other unit to match.
     """
+    if fo == 1:  # a single unit (an output layer): nothing to keep identical, no twin to compute
+        d0 = D[dr0]
+        for k in range(0, fi, 4):
+            u = fi - k
+            a_0 = inp[ir0 + k]
+            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
+            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
+            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
+            c00 = zero
+            c01 = zero
+            c02 = zero
+            c03 = zero
+            for s in range(Bt):
+                e0 = d0[s]
+                c00 += e0 * a_0[s]
+                c01 += e0 * a_1[s]
+                c02 += e0 * a_2[s]
+                c03 += e0 * a_3[s]
+            g0 = w0 + k
+            G[g0] = c00
+            if u > 1:
+                G[g0 + 1] = c01
+            if u > 2:
+                G[g0 + 2] = c02
+            if u > 3:
+                G[g0 + 3] = c03
+        acc0 = zero
+        for s in range(Bt):
+            acc0 += d0[s]
+        G[b0] = acc0
+        return
     for j in range(0, fo, 2):
         jb = j + 1 if j + 1 < fo else j
         d0, d1 = D[dr0 + j], D[dr0 + jb]
@@ -239,14 +302,25 @@ def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
 def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, spare):
     """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below.
 
-    Two destination units and four source units per pass; as in ``_forward_layer``, missing source units read
-    ``zrow`` with weight 0 and an odd last destination unit is paired with a copy of itself in ``spare``.
+    Two destination units and four source units per pass (one source unit when ``fo == 1``); as in
+    ``_forward_layer``, missing source units read ``zrow`` with weight 0 (the same expression tree for every
+    destination unit), and an odd last destination unit runs alone (exact IEEE, element-wise: same bits).
     """
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
     for k in range(0, fi, 2):
-        kb = k + 1 if k + 1 < fi else k
+        two = k + 1 < fi
+        kb = k + 1 if two else k
         r0 = D[dst0 + k]
-        r1 = D[dst0 + kb] if kb != k else spare
+        r1 = D[dst0 + kb] if two else spare
+        if fo == 1:  # one source unit: a plain scaled copy
+            e_0 = D[dr0]
+            w_0, v_0 = p[w0 + k], p[w0 + kb]
+            for s in range(Bt):
+                r0[s] = w_0 * e_0[s]
+            if two:
+                for s in range(Bt):
+                    r1[s] = v_0 * e_0[s]
+            continue
         for j in range(0, fo, 4):
             u = fo - j
             e_0 = D[dr0 + j]
@@ -257,7 +331,14 @@ def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, 
             w_1, v_1 = (p[w0 + (j + 1) * fi + k], p[w0 + (j + 1) * fi + kb]) if u > 1 else (zero, zero)
             w_2, v_2 = (p[w0 + (j + 2) * fi + k], p[w0 + (j + 2) * fi + kb]) if u > 2 else (zero, zero)
             w_3, v_3 = (p[w0 + (j + 3) * fi + k], p[w0 + (j + 3) * fi + kb]) if u > 3 else (zero, zero)
-            if j == 0:
+            if not two:
+                if j == 0:
+                    for s in range(Bt):
+                        r0[s] = (w_0 * e_0[s] + w_1 * e_1[s]) + (w_2 * e_2[s] + w_3 * e_3[s])
+                else:
+                    for s in range(Bt):
+                        r0[s] += (w_0 * e_0[s] + w_1 * e_1[s]) + (w_2 * e_2[s] + w_3 * e_3[s])
+            elif j == 0:
                 for s in range(Bt):
                     x0, x1, x2, x3 = e_0[s], e_1[s], e_2[s], e_3[s]
                     r0[s] = (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)

@@ -300,6 +300,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         store = Store.create(out, ident)
     try:
         pending = runner.pending_runs(plan, store)
+        _warn_other_version(store, out, len(plan.runs) - len(pending), len(pending), quiet)
         with _usage_errors():
             est = runner.estimate(plan, pending)
         _print_estimate(info, est, out, spec)
@@ -363,6 +364,17 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
                   f"fastmlp report {shlex.quote(str(out))} -o report.html")
     finally:
         store.close()
+
+
+def _warn_other_version(store, out, n_stored, n_pending, quiet):
+    """Say so when new runs join runs stored by another fastmlp version (results may differ in the last bits)."""
+    from . import __version__
+    made_with = store.meta().get("fastmlp_version")
+    if quiet or not n_stored or not n_pending or made_with in (None, __version__):
+        return
+    click.echo(f"Note: {out} holds {n_stored} runs made with fastmlp {made_with}; this is fastmlp {__version__}. "
+               f"The engine's arithmetic may differ between versions in the last bits, which long trainings can "
+               f"amplify: compare old and new runs with care, or use another --out.", err=True)
 
 
 def _print_estimate(info, est, out, spec):

@@ -68,6 +68,18 @@ def test_run_rerun_and_grow(tmp_path):
         assert key in grown
 
 
+def test_growing_a_database_of_another_version_says_so(tmp_path):
+    path = tmp_path / "v.db"
+    invoke(grid, TINY + ["--out", path, "--quiet"])
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '0.0.1' WHERE key = 'fastmlp_version'")
+    same = invoke(grid, TINY + ["--out", path])          # nothing new to train: nothing to warn about
+    assert "made with fastmlp 0.0.1" not in same.output
+    grown = invoke(grid, TINY[:-4] + ["--seeds", "3", "--steps", "15", "--out", path])
+    assert "holds 8 runs made with fastmlp 0.0.1" in grown.stderr
+    assert len(db_rows(path)) == 12
+
+
 def test_dry_run_touches_nothing(tmp_path):
     path = tmp_path / "dry.db"
     result = invoke(grid, TINY + ["--out", path, "--dry-run", "--json"])

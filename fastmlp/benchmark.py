@@ -64,7 +64,7 @@ def _time(fn, repeat):
     return out, best, max(0.0, first - best)
 
 
-def _implementations(peers):
+def _implementations(peers, backend="numba"):
     """(name, kind, trainer) for every implementation asked for; kind 'loop' times a subset."""
     from .peers import PEERS
     from .train import train_batch
@@ -76,6 +76,8 @@ def _implementations(peers):
         return run
 
     impls = [("fastmlp (numba)", "batch", fastmlp_trainer("numba"), None)]
+    if backend == "cuda":
+        impls.insert(0, ("fastmlp (cuda)", "batch", fastmlp_trainer("cuda"), None))
     for p in peers:
         if p == "numpy":
             impls.append(("numpy reference (loop)", "loop", fastmlp_trainer("numpy"), None))
@@ -91,7 +93,7 @@ def _implementations(peers):
 
 
 def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None, reference_networks=None,
-                  repeat=1, log=None):
+                  repeat=1, log=None, backend="numba"):
     """Benchmark rows for one workload and dtype.
 
     Returns
@@ -100,7 +102,8 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         ``impl``, ``workload``, ``dtype``, ``networks`` (timed), ``seconds``, ``nets_per_s``, ``gflops``,
         ``pct_peak``, ``compile_s``, ``fastmlp_speedup`` (fastmlp's nets/s over this one's) and
         ``loss_max_rel_diff`` (final losses against fastmlp's, same networks); ``skipped`` with a reason
-        for a peer that is not installed.
+        for a peer that is not installed. With ``backend="cuda"`` the first row is the GPU engine (its
+        ``pct_peak`` is ``None``: the machine peak here is the CPU's) and the numba CPU engine follows it.
     """
     from .peers import final_losses
     peak = machine_peak()
@@ -108,7 +111,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
     rows, ref_losses = [], {}
-    for name, kind, trainer, unavailable in _implementations(peers):
+    for name, kind, trainer, unavailable in _implementations(peers, backend):
         w = subset if kind == "loop" else full
         row = dict(impl=name, workload=workload, dtype=dtype)
         if unavailable:
@@ -119,7 +122,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         params, secs, compile_s = _time(lambda: trainer(w), repeat)
         losses = final_losses(w, params)
         key = w.n_networks
-        if name.startswith("fastmlp"):
+        if name.startswith("fastmlp") and full.n_networks not in ref_losses:  # the first engine row is the reference
             ref_losses[full.n_networks] = losses
         if key not in ref_losses:  # fastmlp's losses on the subset, for comparison
             from .train import train_batch
@@ -129,7 +132,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         nets_per_s = w.n_networks / secs
         gflops = w.flops_per_network() * nets_per_s / 1e9
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
-                         pct_peak=100 * gflops / peak[dtype], compile_s=compile_s, loss_max_rel_diff=diff))
+                         pct_peak=None if name == "fastmlp (cuda)" else 100 * gflops / peak[dtype], compile_s=compile_s, loss_max_rel_diff=diff))
     base = rows[0]["nets_per_s"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None

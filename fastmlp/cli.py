@@ -281,16 +281,25 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--reference-networks", type=click.IntRange(min=1), default=None,
               help="Networks the slow loops time (their per-network cost does not depend on the others).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Timed runs; best kept.")
+@click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
+              help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
-def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, as_json):
+def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, backend, as_json):
     """Throughput of the engine against the NumPy reference and peers, in one run.
 
     \b
     Examples:
       fastmlp bench --workload w1
       fastmlp bench --workload w2 --dtype float32 --peers numpy,torch,jax --json
+      fastmlp bench --workload w1 --networks 16384 --backend cuda --peers none
     """
     from .benchmark import PEER_NAMES, machine_peak, run_benchmark
+    if backend == "cuda":
+        from .engine.cuda_backend import check_available
+        try:
+            check_available()
+        except RuntimeError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--backend'")
     names = [p for p in peers.split(",") if p and p != "none"]
     for p in names:
         if p not in PEER_NAMES:
@@ -299,7 +308,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, a
     rows = []
     for dt in (DTYPES if dtype == "both" else (dtype,)):
         rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
-                              reference_networks=reference_networks, repeat=repeat,
+                              reference_networks=reference_networks, repeat=repeat, backend=backend,
                               log=None if as_json else lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(_json_safe(rows)))
@@ -314,7 +323,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, a
             click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9} skipped: {r['skipped']}")
             continue
         click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9}{r['networks']:>6}{r['nets_per_s']:>10.1f}"
-                   f"{r['gflops']:>9.2f}{r['pct_peak']:>8.1f}{_fmt(r['compile_s'], 2):>10}"
+                   f"{r['gflops']:>9.2f}{_fmt(r['pct_peak'], 1):>8}{_fmt(r['compile_s'], 2):>10}"
                    f"{_fmt(r['fastmlp_speedup'], 1):>10}{r['loss_max_rel_diff']:>10.1e}")
 
 

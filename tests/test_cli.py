@@ -65,6 +65,21 @@ def test_symmetry_rows_tell_the_story():
     assert table.exit_code == 0 and "copies" in table.output
 
 
+def test_bench_on_cuda_without_a_gpu_is_a_usage_error():
+    from fastmlp.engine.cuda_backend import simulated
+    if simulated():
+        pytest.skip("the CUDA simulator is on: it counts as a device")
+    try:
+        from fastmlp.engine.cuda_backend import check_available
+        check_available()
+        pytest.skip("a GPU is usable here")
+    except RuntimeError:
+        pass
+    result = CliRunner().invoke(main, ["bench", "--backend", "cuda", "--networks", "2", "--steps", "2"])
+    assert result.exit_code == 2 and "--backend" in result.output and "GPU" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_bench_json_rows():
     r = run("bench", "--workload", "w1", "--dtype", "float64", "--networks", "4", "--steps", "20",
             "--reference-networks", "2", "--json")

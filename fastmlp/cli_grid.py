@@ -106,20 +106,6 @@ class _Lines:
         pass
 
 
-class _Quiet:
-    def start(self, total):
-        pass
-
-    def advance(self, n):
-        pass
-
-    def note(self, text):
-        pass
-
-    def close(self):
-        pass
-
-
 # --------------------------------------------------------------------------------------------- helpers
 
 def _parse_filters(items):
@@ -306,7 +292,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         _print_estimate(info, est, out, spec)
         grid_id = store.begin_grid(command, spec.to_dict(), len(plan.runs), len(plan.runs) - len(pending))
         if quiet:
-            progress = _Quiet()
+            progress = runner.Progress()  # reports nothing
         elif sys.stderr.isatty():
             progress = _Bar()
         else:

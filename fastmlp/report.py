@@ -42,6 +42,14 @@ def fmt_mean_std(d):
     return text
 
 
+def _cell_text(d):
+    """One init x scale cell: mean +- std over seeds, and how many runs diverged or failed (left out)."""
+    if d is None:
+        return ""
+    bad = d["diverged"] + d["failed"]
+    return fmt_mean_std(d) + (f" ({bad}x)" if bad else "")
+
+
 def text_table(headers, rows, right=None):
     """A plain-text table; ``right`` names the columns to right-align (default: all but the first)."""
     right = set(range(1, len(headers))) if right is None else set(right)
@@ -117,10 +125,7 @@ def pivot_text(table, metric, pooled=()):
         row = [fmt(s)]
         for i in inits:
             d = cell.get((s, i))
-            text = "" if d is None else fmt_mean_std(d)
-            if d is not None and d["diverged"] + d["failed"]:
-                text += f" ({d['diverged'] + d['failed']}x)"
-            row.append(text)
+            row.append(_cell_text(d))
         rows.append(row)
     return text_table(["scale"] + inits, rows)
 
@@ -209,10 +214,7 @@ def pivot_html(table, metric, higher):
         row, st = [fmt(s)], [""]
         for i in inits:
             d = cell.get((s, i))
-            text = "" if d is None else fmt_mean_std(d)
-            if d is not None and d["diverged"] + d["failed"]:
-                text += f" ({d['diverged'] + d['failed']}x)"
-            row.append(text)
+            row.append(_cell_text(d))
             st.append(_color(d["mean"], lo, hi, higher) if d is not None else "")
         rows.append(row)
         styles.append(st)

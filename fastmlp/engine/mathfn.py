@@ -1,25 +1,22 @@
 """Branch-free, vectorisable tanh for compiled loops (no SVML needed).
 
-LLVM cannot vectorise a call to libm's ``tanh``; these use only +, *, / and selects, so a loop over samples
-compiles to SIMD code. Both are accurate to a few ulp (see tests/test_mathfn.py):
+LLVM cannot vectorise a call to libm's ``tanh``; these use only +, *, /, fused multiply-adds, selects and bit
+operations, so a loop over samples compiles to SIMD code. Both are accurate to a few ulp (see tests/test_mathfn.py):
 
-* float64: Cephes' rational approximation on |y| <= 0.625 for y = x / 32, then five doublings
-  ``tanh(2y) = 2t / (1 + t^2)`` carried as a numerator/denominator pair, so one division in all.
+* float64: ``-expm1(-2|x|) / (2 + expm1(-2|x|))`` with the sign of x; expm1 by range reduction, a degree-13
+  polynomial evaluated with explicit fused multiply-adds, and 2**n built from bits. One division.
 * float32: the 13/6 rational approximation used by Eigen on [-7.9, 7.9].
 
 Each is the same sequence of operations for every element, so identical units stay identical.
 """
+import math
+
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from .config import CACHE, JIT
-
-_P0, _P1, _P2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
-_Q0, _Q1, _Q2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
-# normalised by Q2 so the carried numerator/denominator stay near 1 and never overflow
-_NP0, _NP1, _NP2 = _P0 / _Q2, _P1 / _Q2, _P2 / _Q2
-_NQ0, _NQ1, _NQ2, _NQ3 = 1.0 / _Q2, _Q0 / _Q2, _Q1 / _Q2, 1.0
 
 _A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
                       np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
@@ -30,23 +27,77 @@ _CLAMP32 = np.float32(7.90531110763549805)
 _ONE32 = np.float32(1.0)
 
 
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma``): the same bits in a vector lane or a scalar, fresh or
+    cached, unlike contraction left to the optimiser."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty, ty, ty]))
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def copysign(typingctx, a, b):
+    """``|a|`` with the sign of ``b`` (``llvm.copysign``: two bit operations)."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.copysign", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+    return a(a, b), codegen
+
+
+_SHIFT = 6755399441055744.0  # 1.5 * 2**52: x + _SHIFT rounds x to an integer held in the low mantissa bits
+_SHIFT_BITS = int(np.float64(_SHIFT).view(np.int64))
+
+
+@intrinsic
+def _pow2_of_shifted(typingctx, k):
+    """2**n for ``k = _SHIFT + n`` (n a small integer): n is in k's low bits; move it into the exponent."""
+    if k != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        n_biased = builder.sub(builder.bitcast(args[0], i64), ir.Constant(i64, _SHIFT_BITS - 1023))
+        return builder.bitcast(builder.shl(n_biased, ir.Constant(i64, 52)), ir.DoubleType())
+    return types.float64(types.float64), codegen
+
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # n * _LN2_HI is exact for |n| < 2**11
+# Taylor coefficients 1/k! of expm1(r) = r + r^2 (1/2! + r/3! + ... + r^11/13!); |r| <= ln(2)/2 leaves < 1e-17
+_E = [1.0 / math.factorial(k) for k in range(2, 14)]
+_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = _E
+
+
 @njit(**JIT)
 def tanh64(x):
-    # the clamps are written so that NaN passes through (a NaN must stay visible to divergence checks)
-    x = 20.0 if x > 20.0 else x
-    x = -20.0 if x < -20.0 else x
-    y = x * 0.03125
-    z = y * y
-    pz = (_NP0 * z + _NP1) * z + _NP2
-    qz = ((_NQ0 * z + _NQ1) * z + _NQ2) * z + _NQ3
-    p = y * (qz + z * pz)
-    q = qz
-    for _ in range(5):
-        p, q = 2.0 * p * q, p * p + q * q
-    r = p / q
-    # rounding can leave |r| one ulp above 1; keep tanh's range (and 1 - h^2 >= 0)
-    r = 1.0 if r > 1.0 else r
-    return -1.0 if r < -1.0 else r
+    # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)); expm1 by range reduction -2|x| = n ln2 + r, a polynomial in r
+    # (Estrin's scheme: a shallow dependency tree) and 2**n built from bits. Clamping at 20 (where tanh rounds
+    # to 1) keeps 2**n normal; a NaN passes through every step.
+    t = abs(x)
+    t = 20.0 if t > 20.0 else t
+    y = -2.0 * t
+    k = fma(y, _INV_LN2, _SHIFT)
+    n = k - _SHIFT
+    r = fma(n, -_LN2_LO, fma(n, -_LN2_HI, y))
+    r2 = r * r
+    r4 = r2 * r2
+    b0 = fma(fma(_E5, r, _E4), r2, fma(_E3, r, _E2))
+    b1 = fma(fma(_E9, r, _E8), r2, fma(_E7, r, _E6))
+    b2 = fma(fma(_E13, r, _E12), r2, fma(_E11, r, _E10))
+    p = fma(b2, r4 * r4, fma(b1, r4, b0))
+    s = _pow2_of_shifted(k)
+    em1 = fma(s, fma(r2, p, r), s - 1.0)  # expm1(y) = 2**n expm1(r) + (2**n - 1)
+    return copysign(-em1 / (2.0 + em1), x)  # |quotient| <= 1 by construction
 
 
 @njit(**JIT)

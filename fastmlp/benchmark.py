@@ -89,6 +89,12 @@ def _implementations(peers, backend="numba"):
             name = f"{p if p != 'numpy-batched' else 'numpy'} {v}"
             kind = "loop" if v == "loop" else "batch"
             impls.append((name, kind, (lambda m, var: lambda w: m.train(w, var))(module, v), None if ok else why))
+        if p == "torch" and backend == "cuda":  # and the same variants on the GPU
+            ok, why = module.available("cuda")
+            for v in module.VARIANTS:
+                impls.append((f"torch {v} (cuda)", "loop" if v == "loop" else "batch",
+                              (lambda m, var: lambda w: m.train(w, var, device="cuda"))(module, v),
+                              None if ok else why))
     return impls
 
 
@@ -102,11 +108,16 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         ``impl``, ``workload``, ``dtype``, ``networks`` (timed), ``seconds``, ``nets_per_s``, ``gflops``,
         ``pct_peak``, ``compile_s``, ``fastmlp_speedup`` (fastmlp's nets/s over this one's) and
         ``loss_max_rel_diff`` (final losses against fastmlp's, same networks); ``skipped`` with a reason
-        for a peer that is not installed. With ``backend="cuda"`` the first row is the GPU engine (its
-        ``pct_peak`` is ``None``: the machine peak here is the CPU's) and the numba CPU engine follows it.
+        for a peer that is not installed. With ``backend="cuda"`` the first row is the GPU engine and the numba
+        CPU engine follows it, and the torch peer also runs on the GPU (rows ``torch ... (cuda)``); GPU rows'
+        ``pct_peak`` is against the GPU's peak (``cuda_backend.gpu_peak``; None where it is unknown).
     """
     from .peers import final_losses
     peak = machine_peak()
+    gpu = None
+    if backend == "cuda":
+        from .engine.cuda_backend import gpu_peak
+        gpu = gpu_peak()
     full = make_workload(workload, dtype, n_networks=n_networks, steps=steps)
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
@@ -131,8 +142,10 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         diff = float(np.max(np.abs(losses - ref_losses[key]) / np.maximum(np.abs(ref_losses[key]), 1e-30)))
         nets_per_s = w.n_networks / secs
         gflops = w.flops_per_network() * nets_per_s / 1e9
+        on_gpu = name.endswith("(cuda)")
+        pct = (100 * gflops / gpu[dtype] if gpu else None) if on_gpu else 100 * gflops / peak[dtype]
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
-                         pct_peak=None if name == "fastmlp (cuda)" else 100 * gflops / peak[dtype], compile_s=compile_s, loss_max_rel_diff=diff))
+                         pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff))
     base = rows[0]["nets_per_s"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None

@@ -282,7 +282,8 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
               help="Networks the slow loops time (their per-network cost does not depend on the others).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Timed runs; best kept.")
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
-              help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it.")
+              help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
+                   "peer also on the GPU.")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
 def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, backend, as_json):
     """Throughput of the engine against the NumPy reference and peers, in one run.
@@ -315,6 +316,10 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, b
         return
     peak = machine_peak()
     click.echo(f"machine: {peak['description']}")
+    if backend == "cuda":
+        from .engine.cuda_backend import gpu_peak
+        gpu = gpu_peak()
+        click.echo(f"gpu: {gpu['description'] if gpu else 'peak unknown (GPU rows: % peak left blank)'}")
     head = (f"{'impl':<24}{'workload':<9}{'dtype':<9}{'nets':>6}{'nets/s':>10}{'GFLOP/s':>9}{'% peak':>8}"
             f"{'compile s':>10}{'fastmlp x':>10}{'loss diff':>10}")
     click.echo(head)

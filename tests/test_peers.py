@@ -107,3 +107,24 @@ def test_import_does_not_import_frameworks():
     code = ("import sys, fastmlp.peers as p; assert sorted(p.PEERS) == ['jax', 'numpy', 'torch']; "
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("variant", ["loop", "vmap", "bmm"])
+def test_torch_on_a_gpu_matches_reference(variant):
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no GPU here: the peer's device='cuda' path runs where one is")
+    w = _workload("w1", "float64")
+    got = PEERS["torch"].train(w, variant, device="cuda")
+    ref = _reference("w1", "float64")
+    np.testing.assert_allclose(got, ref, rtol=TOL["float64"], atol=TOL["float64"] * np.max(np.abs(ref)))
+
+
+def test_torch_without_a_gpu_says_so():
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    ok, why = PEERS["torch"].available("cuda")
+    assert not ok and "GPU" in why
+    with pytest.raises(RuntimeError, match="GPU"):
+        PEERS["torch"].train(_workload("w1", "float64"), "bmm", device="cuda")

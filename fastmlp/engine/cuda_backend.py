@@ -82,6 +82,33 @@ def gpu_info():
         return f"a CUDA GPU is visible but could not be queried: {exc}"
 
 
+# FP32 / FP64 lanes per multiprocessor (CUDA C Programming Guide, "arithmetic instructions" throughput table)
+_LANES_PER_SM = {(6, 0): (64, 32), (6, 1): (128, 4), (7, 0): (64, 32), (7, 5): (64, 2), (8, 0): (64, 32),
+                 (8, 6): (128, 2), (8, 7): (128, 2), (8, 9): (128, 2), (9, 0): (128, 64)}
+
+
+def gpu_peak():
+    """Peak non-tensor-core FLOP/s of the GPU (FMA = 2 FLOP), as ``machine_peak`` gives the CPU's; None if unknown.
+
+    Multiprocessors x FP32 (FP64) lanes per multiprocessor x 2 x the boost clock the driver reports.
+    """
+    info = gpu_info()
+    if isinstance(info, str) or info["simulator"]:
+        return None
+    try:
+        from numba import cuda
+        dev = cuda.get_current_device()
+        lanes = _LANES_PER_SM.get(tuple(dev.compute_capability))
+        sms, ghz = int(dev.MULTIPROCESSOR_COUNT), int(dev.CLOCK_RATE) / 1e6  # CLOCK_RATE is in kHz
+    except Exception:  # pragma: no cover - depends on the driver
+        return None
+    if lanes is None:
+        return None
+    peak = {"float32": sms * lanes[0] * 2 * ghz, "float64": sms * lanes[1] * 2 * ghz}
+    return dict(peak, description=f"{info['name']}, {sms} SMs x {ghz:.2f} GHz: peak {peak['float32']:.0f} GFLOP/s "
+                                  f"float32, {peak['float64']:.0f} GFLOP/s float64 (no tensor cores)")
+
+
 def _next_pow2(x):
     return 1 << max(0, int(x - 1).bit_length())
 

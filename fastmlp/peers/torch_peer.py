@@ -1,4 +1,4 @@
-"""PyTorch (CPU) peer: the workloads written as a PyTorch user would write them.
+"""PyTorch peer: the workloads written as a PyTorch user would write them, on the CPU or a GPU (``device``).
 
 Variants
 --------
@@ -23,7 +23,11 @@ Batch order: network ``n`` uses fastmlp's order for ``workload.seeds[n]``. The b
 step's minibatches with ``X[idx]`` for ``idx`` of shape ``(N, B)`` (a different batch per network), then run
 the batched step on ``(N, B, features)``; the full-batch workload (W1) shares ``X`` among the networks.
 
-Threads: ``torch.set_num_threads(num_threads)``; by default 1 for ``"loop"`` and the number of CPUs this
+Device: ``device="cuda"`` runs every variant on the GPU (data, parameters and minibatch indices live there; the
+final ``.cpu()`` copy waits for the GPU, so the timing is complete). ``fastmlp bench --backend cuda --peers torch``
+times them beside fastmlp's CUDA engine.
+
+Threads (CPU): ``torch.set_num_threads(num_threads)``; by default 1 for ``"loop"`` and the number of CPUs this
 process may use for the batched variants. The loop's kernels are tiny (a few thousand elements), so a second
 thread gains little even on an idle machine (W2 float64: 3.0 vs 2.5 nets/s) and, on a machine whose other cores
 are busy, the threads' synchronisation at every kernel costs up to 100x (W2 float32 on 2 shared cores:
@@ -43,11 +47,13 @@ VARIANTS = ("loop", "vmap", "bmm", "compile")
 _COMPILED = {}
 
 
-def available():
+def available(device="cpu"):
     try:
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
         return False, f"torch is not installed ({e})"
+    if device != "cpu" and not torch.cuda.is_available():
+        return False, f"torch {torch.__version__} cannot use a GPU here (torch.cuda.is_available() is False)"
     return True, f"torch {torch.__version__}"
 
 
@@ -97,33 +103,34 @@ def _loss(z, t, output):
     return F.cross_entropy(z, t)        # t: class probabilities (one-hot)
 
 
-def _stacked(workload, torch):
+def _stacked(workload, torch, device):
     """Per-layer contiguous ``W (N, out, in)`` and ``b (N, out)`` tensors of the initial parameters."""
-    return [(torch.tensor(np.ascontiguousarray(W)), torch.tensor(np.ascontiguousarray(b)))
-            for W, b in Layout(workload.network.sizes).unpack(workload.params)]
+    def tensor(a):
+        return torch.tensor(np.ascontiguousarray(a), device=device)
+    return [(tensor(W), tensor(b)) for W, b in Layout(workload.network.sizes).unpack(workload.params)]
 
 
 def _pack(layers, torch):
     N = layers[0][0].shape[0]
-    return torch.cat([t.reshape(N, -1) for W, b in layers for t in (W, b)], dim=1).numpy()
+    return torch.cat([t.reshape(N, -1) for W, b in layers for t in (W, b)], dim=1).cpu().numpy()
 
 
-def _train_loop(workload, torch):
+def _train_loop(workload, torch, device):
     import torch.nn.functional as F
 
     net, tr = workload.network, workload.training
     f, df = _activation(net.activation, net.leaky_slope)
-    X = torch.from_numpy(workload.X)
-    T = torch.from_numpy(targets(workload))
+    X = torch.from_numpy(workload.X).to(device)
+    T = torch.from_numpy(targets(workload)).to(device)
     lr = float(tr.lr)
     layout = Layout(net.sizes)
     L = layout.n_layers
-    out = torch.from_numpy(workload.params.copy())
+    out = torch.from_numpy(workload.params.copy()).to(device)
     with torch.no_grad():
         for n in range(out.shape[0]):
             layers = _unpack_torch(layout, out[n])        # views: in-place updates write into out[n]
             idx = network_indices(workload, n)
-            idx = None if idx is None else [torch.from_numpy(i) for i in idx]
+            idx = None if idx is None else [torch.from_numpy(i).to(device) for i in idx]
             for t in range(tr.steps):
                 if idx is None:
                     xb, tb = X, T
@@ -144,7 +151,7 @@ def _train_loop(workload, torch):
                         delta = delta.mm(W).mul_(df(ins[l]))
                     W.add_(gW, alpha=-lr)
                     b.add_(gb, alpha=-lr)
-    return out.numpy()
+    return out.cpu().numpy()
 
 
 def _unpack_torch(layout, p):
@@ -188,23 +195,23 @@ def _batches(workload, torch, X, T):
         if idx is None:
             yield X, T
         else:
-            i = torch.from_numpy(idx[t])
+            i = torch.from_numpy(idx[t]).to(X.device)
             yield X[i], T[i]
 
 
-def _train_stacked(workload, torch, variant):
+def _train_stacked(workload, torch, variant, device):
     net, tr = workload.network, workload.training
     f, df = _activation(net.activation, net.leaky_slope)
-    X = torch.from_numpy(workload.X)
-    T = torch.from_numpy(targets(workload))
+    X = torch.from_numpy(workload.X).to(device)
+    T = torch.from_numpy(targets(workload)).to(device)
     lr = float(tr.lr)
-    layers = _stacked(workload, torch)
+    layers = _stacked(workload, torch, device)
     with torch.no_grad():
         if variant == "bmm":
             for xb, tb in _batches(workload, torch, X, T):
                 _bmm_step(layers, xb, tb, lr, f, df, net.output)
         elif variant == "compile":
-            key = (net.sizes, net.activation, net.leaky_slope, net.output, workload.params.dtype.str)
+            key = (net.sizes, net.activation, net.leaky_slope, net.output, workload.params.dtype.str, str(device))
             if key not in _COMPILED:
                 def step(layers, xb, tb, lr):
                     _bmm_step(layers, xb, tb, lr, f, df, net.output)
@@ -231,18 +238,23 @@ def _train_stacked(workload, torch, variant):
     return _pack(layers, torch)
 
 
-def train(workload, variant="bmm", num_threads=None):
+def train(workload, variant="bmm", num_threads=None, device="cpu"):
     """Train all networks of ``workload``; returns the final parameters ``(N, P)``.
 
-    ``num_threads`` is passed to ``torch.set_num_threads``; default 1 for ``"loop"``, the CPUs this process may
-    use otherwise (see the module docstring).
+    ``num_threads`` is passed to ``torch.set_num_threads`` on the CPU; default 1 for ``"loop"``, the CPUs this
+    process may use otherwise (see the module docstring). ``device`` is ``"cpu"`` or a GPU (``"cuda"``,
+    ``"cuda:1"``); a ``RuntimeError`` says so when torch cannot use the GPU.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown torch variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
     check_supported(workload)
+    ok, why = available(device)
+    if not ok:
+        raise RuntimeError(why)
     import torch
 
-    torch.set_num_threads(num_threads or (1 if variant == "loop" else _cpus()))
+    if device == "cpu":
+        torch.set_num_threads(num_threads or (1 if variant == "loop" else _cpus()))
     if variant == "loop":
-        return _train_loop(workload, torch)
-    return _train_stacked(workload, torch, variant)
+        return _train_loop(workload, torch, device)
+    return _train_stacked(workload, torch, variant, device)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastmlp import rng
-from fastmlp.engine.mathfn import tanh_array
+from fastmlp.engine.mathfn import log1p_exp_neg_array, tanh_array
 
 
 def test_rng_twins_agree_bit_for_bit():
@@ -53,3 +53,19 @@ def test_tanh_is_odd_and_the_same_for_equal_inputs():
     # equal inputs anywhere in an array (vector body or scalar tail) give equal outputs
     y = np.full(1001, 0.7312)
     assert len(np.unique(tanh_array(y))) == 1
+
+
+@pytest.mark.parametrize("dtype,max_ulp", [(np.float64, 6), (np.float32, 4)])
+def test_softplus_term_accuracy(dtype, max_ulp):
+    # log(1 + exp(-a)), the binary cross-entropy's loss term, against libm in float64
+    a = np.concatenate([np.linspace(0, 80, 400_001), np.logspace(-30, 2.8, 5000)]).astype(dtype)
+    exact = np.log1p(np.exp(-a.astype(np.float64)))
+    got = log1p_exp_neg_array(a).astype(np.float64)
+    normal = exact >= np.finfo(dtype).tiny  # below it the dtype itself cannot carry a relative accuracy
+    rel = np.abs(got - exact)[normal] / exact[normal]
+    assert rel.max() <= max_ulp * np.finfo(dtype).eps / 2
+    assert np.all(np.abs(got - exact)[~normal] <= 2 * np.finfo(dtype).tiny)
+    big = np.array([0.0, 700.0, 1e6, np.inf, np.nan], dtype=dtype)
+    out = log1p_exp_neg_array(big)
+    tail = out[1:4].astype(np.float64)
+    assert out[0] == dtype(np.log(2)) and np.all(tail >= 0) and np.all(tail < 1e-300) and np.isnan(out[4])

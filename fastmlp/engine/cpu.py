@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import CACHE, JIT, JIT_REDUCE
-from .mathfn import tanh_fast
+from .mathfn import log1p_exp_neg, tanh_fast
 from .. import rng
 
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
@@ -152,11 +152,20 @@ def _nonfinite_check(H, r0, K, Bt, zero):
     return chk
 
 
+@njit(**_jit_reduce)
+def _row_sum(row, n, zero):
+    acc = zero
+    for s in range(n):
+        acc += row[s]
+    return acc
+
+
 @njit(**_jit)
-def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
+def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare):
     """Writes d loss / d logits into D; returns (loss or 0, check sum that is NaN iff a logit is not finite).
 
     ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
+    ``spare`` is a scratch row.
     """
     half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
     chk = _nonfinite_check(H, r0, K, Bt, zero)
@@ -167,9 +176,12 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss):
             for s in range(Bt):
                 dr[s] = (half + half * tanh_fast(half * zr[s]) - tr[s]) * inv
             if want_loss:
+                # each sample's term in a vectorised loop (libm's log1p and exp are scalar calls: they cost
+                # more than the whole training step of a small network), then their sum
                 for s in range(Bt):
                     z = zr[s]
-                    loss += (z if z > zero else zero) - z * tr[s] + np.log1p(np.exp(-abs(z)))
+                    spare[s] = (z if z > zero else zero) - z * tr[s] + log1p_exp_neg(abs(z))
+                loss += _row_sum(spare, Bt, zero)
         loss *= inv
     elif out == 2:  # identity + squared error
         for o in range(K):
@@ -467,7 +479,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
 
         rec = t % record_every == 0
         cvt[0] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
-        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec)
+        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec, spare)
         if not (np.isfinite(chk) and np.isfinite(loss)):
             diverged[n] = t
             return

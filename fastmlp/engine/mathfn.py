@@ -80,13 +80,10 @@ _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = _E
 
 
 @njit(**JIT)
-def tanh64(x):
-    # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)); expm1 by range reduction -2|x| = n ln2 + r, a polynomial in r
-    # (Estrin's scheme: a shallow dependency tree) and 2**n built from bits. Clamping at 20 (where tanh rounds
-    # to 1) keeps 2**n normal; a NaN passes through every step.
-    t = abs(x)
-    t = 20.0 if t > 20.0 else t
-    y = -2.0 * t
+def _exp_parts(y):
+    """``(2**n, expm1(r))`` with ``y = n ln2 + r``, |r| <= ln(2)/2, for -1000 < y <= 0: ``exp(y) = 2**n (1 +
+    expm1(r))``. r by the 1.5 * 2^52 rounding trick and a two-part ln2; expm1(r) a degree-13 Taylor polynomial
+    (Estrin's scheme: a shallow dependency tree) with explicit fma; 2**n built from bits. A NaN passes through."""
     k = fma(y, _INV_LN2, _SHIFT)
     n = k - _SHIFT
     r = fma(n, -_LN2_LO, fma(n, -_LN2_HI, y))
@@ -96,9 +93,44 @@ def tanh64(x):
     b1 = fma(fma(_E9, r, _E8), r2, fma(_E7, r, _E6))
     b2 = fma(fma(_E13, r, _E12), r2, fma(_E11, r, _E10))
     p = fma(b2, r4 * r4, fma(b1, r4, b0))
-    s = _pow2_of_shifted(k)
-    em1 = fma(s, fma(r2, p, r), s - 1.0)  # expm1(y) = 2**n expm1(r) + (2**n - 1)
+    return _pow2_of_shifted(k), fma(r2, p, r)
+
+
+@njit(**JIT)
+def tanh64(x):
+    # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)). Clamping at 20 (where tanh rounds to 1) keeps 2**n normal.
+    t = abs(x)
+    t = 20.0 if t > 20.0 else t
+    s, em1r = _exp_parts(-2.0 * t)
+    em1 = fma(s, em1r, s - 1.0)  # expm1 = 2**n expm1(r) + (2**n - 1)
     return copysign(-em1 / (2.0 + em1), x)  # |quotient| <= 1 by construction
+
+
+_SQRT2_M1 = math.sqrt(2.0) - 1.0
+_LN2 = math.log(2.0)
+_T3, _T5, _T7, _T9, _T11, _T13, _T15, _T17, _T19, _T21 = [1.0 / k for k in range(3, 22, 2)]
+
+
+@njit(**JIT)
+def log1p_exp_neg64(a):
+    """``log(1 + exp(-a))`` for ``a >= 0`` (the softplus of -a; BCE's loss term), vectorisable, float64.
+
+    u = exp(-a) in (0, 1]; log(1 + u) = k ln2 + 2 atanh(s) with s = u / (2 + u) (k = 0) or, for u > sqrt(2) - 1,
+    s = (u - 1) / (u + 3) (k = 1, i.e. log of (1 + u) / 2): |s| <= 0.1716, and s comes from u itself, not from a
+    rounded 1 + u, so tiny u keep their relative accuracy. atanh(s) / s = 1 + s^2/3 + ... + s^20/21 (< 1e-17 left).
+    """
+    a = 700.0 if a > 700.0 else a
+    s2n, em1r = _exp_parts(-a)
+    u = fma(s2n, em1r, s2n)
+    big = u > _SQRT2_M1
+    num = u - 1.0 if big else u
+    s = num / ((u + 3.0) if big else (u + 2.0))
+    z = s * s
+    q = fma(fma(fma(fma(fma(fma(fma(fma(fma(_T21, z, _T19), z, _T17), z, _T15), z, _T13), z, _T11), z, _T9), z,
+                        _T7), z, _T5), z, _T3)
+    two_s = 2.0 * s
+    res = fma(two_s * z, q, two_s)
+    return res + _LN2 if big else res
 
 
 @njit(**JIT)
@@ -123,6 +155,27 @@ def _tanh_fast(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x: tanh32(x)
     return lambda x: tanh64(x)
+
+
+def log1p_exp_neg(a):
+    """``log(1 + exp(-a))`` for ``a >= 0``, vectorisable (float32 is computed in float64; use in compiled code)."""
+    return np.log1p(np.exp(-a))
+
+
+@overload(log1p_exp_neg, jit_options=JIT)
+def _log1p_exp_neg(a):
+    if isinstance(a, types.Float) and a.bitwidth == 32:
+        return lambda a: np.float32(log1p_exp_neg64(np.float64(a)))
+    return lambda a: log1p_exp_neg64(a)
+
+
+@njit(cache=CACHE, **JIT)
+def log1p_exp_neg_array(a):
+    """Elementwise ``log1p_exp_neg`` of a 1-D float32/float64 array (for tests)."""
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out[i] = log1p_exp_neg(a[i])
+    return out
 
 
 @njit(cache=CACHE, **JIT)

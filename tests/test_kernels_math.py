@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastmlp import rng
-from fastmlp.engine.mathfn import log1p_exp_neg_array, tanh_array
+from fastmlp.engine.mathfn import exp_neg_array, log1p_exp_neg_array, log_array, tanh_array
 
 
 def test_rng_twins_agree_bit_for_bit():
@@ -69,3 +69,22 @@ def test_softplus_term_accuracy(dtype, max_ulp):
     out = log1p_exp_neg_array(big)
     tail = out[1:4].astype(np.float64)
     assert out[0] == dtype(np.log(2)) and np.all(tail >= 0) and np.all(tail < 1e-300) and np.isnan(out[4])
+
+
+@pytest.mark.parametrize("dtype,max_ulp", [(np.float64, 4), (np.float32, 2)])
+def test_softmax_exp_and_log_accuracy(dtype, max_ulp):
+    ulp = np.finfo(dtype).eps / 2
+    y = np.concatenate([np.linspace(-700, 0, 200_001), -np.logspace(-30, 2.8, 5000), [0.0]]).astype(dtype)
+    exact = np.exp(y.astype(np.float64))
+    got = exp_neg_array(y).astype(np.float64)
+    normal = exact >= np.finfo(dtype).tiny
+    assert np.max(np.abs(got - exact)[normal] / exact[normal]) <= max_ulp * ulp
+    assert got[-1] == 1.0
+    x = np.concatenate([np.linspace(1, 1000, 200_001), 1 + np.logspace(-15, -1, 1000),
+                        np.logspace(-30, 30, 10_001)]).astype(dtype)
+    exact = np.log(x.astype(np.float64))
+    got = log_array(x).astype(np.float64)
+    nonzero = exact != 0
+    assert np.max(np.abs(got - exact)[nonzero] / np.abs(exact[nonzero])) <= max_ulp * ulp
+    assert np.all(got[~nonzero] == 0)
+    assert np.isnan(log_array(np.array([np.nan], dtype))[0]) and np.isnan(exp_neg_array(np.array([np.nan], dtype))[0])

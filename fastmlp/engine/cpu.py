@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from .config import CACHE, JIT, JIT_REDUCE
-from .mathfn import log1p_exp_neg, tanh_fast
+from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
 from .. import rng
 
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
@@ -161,11 +161,11 @@ def _row_sum(row, n, zero):
 
 
 @njit(**_jit)
-def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare):
+def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
     """Writes d loss / d logits into D; returns (loss or 0, check sum that is NaN iff a logit is not finite).
 
     ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
-    ``spare`` is a scratch row.
+    ``spare`` is a scratch row, ``rows`` two more.
     """
     half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
     chk = _nonfinite_check(H, r0, K, Bt, zero)
@@ -193,24 +193,38 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare):
         loss *= inv
         chk += loss * zero
     else:  # softmax + cross-entropy
+        # row by row along the samples, so that every loop vectorises: the running max, exp(z - max) (libm's exp
+        # would be a scalar call per logit, every step), the sum, then the deltas
+        mx, tot = rows[0], rows[1]
         for s in range(Bt):
-            m = H[r0, s]
-            for o in range(1, K):
-                z = H[r0 + o, s]
-                m = z if z > m else m
-            tot = zero
+            mx[s] = H[r0, s]
+            tot[s] = zero
+        for o in range(1, K):
+            zr = H[r0 + o]
+            for s in range(Bt):
+                z = zr[s]
+                mx[s] = z if z > mx[s] else mx[s]
+        for o in range(K):
+            zr, dr = H[r0 + o], D[r0 + o]
+            for s in range(Bt):
+                e = exp_neg(zr[s] - mx[s])
+                dr[s] = e
+                tot[s] += e
+        chk += _row_sum(tot, Bt, zero) * zero
+        for o in range(K):
+            dr, tr = D[r0 + o], T[o]
+            for s in range(Bt):
+                dr[s] = (dr[s] / tot[s] - tr[s]) * inv
+        if want_loss:
+            for s in range(Bt):
+                spare[s] = zero
             for o in range(K):
-                e = np.exp(H[r0 + o, s] - m)
-                D[r0 + o, s] = e
-                tot += e
-            chk += tot * zero
-            for o in range(K):
-                D[r0 + o, s] = (D[r0 + o, s] / tot - T[o, s]) * inv
-            if want_loss:
-                tz = zero
-                for o in range(K):
-                    tz += T[o, s] * H[r0 + o, s]
-                loss += np.log(tot) + m - tz
+                zr, tr = H[r0 + o], T[o]
+                for s in range(Bt):
+                    spare[s] += tr[s] * zr[s]
+            for s in range(Bt):
+                spare[s] = log_fast(tot[s]) + mx[s] - spare[s]
+            loss += _row_sum(spare, Bt, zero)
         loss *= inv
     return loss, chk
 
@@ -438,6 +452,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     G = np.empty(P, dtype=params.dtype)
     zrow = np.zeros(Bmax, dtype=params.dtype)   # stands in for missing inputs: always zero
     spare = np.empty(Bmax, dtype=params.dtype)  # takes the discarded twin of an odd last unit
+    rows = np.empty((2, Bmax), dtype=params.dtype)  # softmax's per-sample max and sum
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
     perm = np.arange(S)
@@ -479,7 +494,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
 
         rec = t % record_every == 0
         cvt[0] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
-        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec, spare)
+        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec, spare, rows)
         if not (np.isfinite(chk) and np.isfinite(loss)):
             diverged[n] = t
             return

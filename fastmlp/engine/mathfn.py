@@ -112,25 +112,77 @@ _T3, _T5, _T7, _T9, _T11, _T13, _T15, _T17, _T19, _T21 = [1.0 / k for k in range
 
 
 @njit(**JIT)
+def _two_atanh(num, den):
+    """``2 atanh(num / den)`` for |num / den| <= 0.1716: atanh(s) / s = 1 + s^2/3 + ... + s^20/21 (< 1e-17 left)."""
+    s = num / den
+    z = s * s
+    q = fma(fma(fma(fma(fma(fma(fma(fma(fma(_T21, z, _T19), z, _T17), z, _T15), z, _T13), z, _T11), z, _T9), z,
+                        _T7), z, _T5), z, _T3)
+    two_s = 2.0 * s
+    return fma(two_s * z, q, two_s)
+
+
+@njit(**JIT)
 def log1p_exp_neg64(a):
     """``log(1 + exp(-a))`` for ``a >= 0`` (the softplus of -a; BCE's loss term), vectorisable, float64.
 
     u = exp(-a) in (0, 1]; log(1 + u) = k ln2 + 2 atanh(s) with s = u / (2 + u) (k = 0) or, for u > sqrt(2) - 1,
     s = (u - 1) / (u + 3) (k = 1, i.e. log of (1 + u) / 2): |s| <= 0.1716, and s comes from u itself, not from a
-    rounded 1 + u, so tiny u keep their relative accuracy. atanh(s) / s = 1 + s^2/3 + ... + s^20/21 (< 1e-17 left).
+    rounded 1 + u, so tiny u keep their relative accuracy.
     """
     a = 700.0 if a > 700.0 else a
     s2n, em1r = _exp_parts(-a)
     u = fma(s2n, em1r, s2n)
     big = u > _SQRT2_M1
-    num = u - 1.0 if big else u
-    s = num / ((u + 3.0) if big else (u + 2.0))
-    z = s * s
-    q = fma(fma(fma(fma(fma(fma(fma(fma(fma(_T21, z, _T19), z, _T17), z, _T15), z, _T13), z, _T11), z, _T9), z,
-                        _T7), z, _T5), z, _T3)
-    two_s = 2.0 * s
-    res = fma(two_s * z, q, two_s)
+    res = _two_atanh(u - 1.0 if big else u, (u + 3.0) if big else (u + 2.0))
     return res + _LN2 if big else res
+
+
+@njit(**JIT)
+def exp_neg64(y):
+    """``exp(y)`` for ``y <= 0`` (softmax's ``exp(z - max z)``), vectorisable, float64; below -700 it returns
+    exp(-700) ~ 1e-304 instead of underflowing towards 0."""
+    y = -700.0 if y < -700.0 else y
+    s2n, em1r = _exp_parts(y)
+    return fma(s2n, em1r, s2n)
+
+
+_MANT_MASK = (1 << 52) - 1
+_ONE_BITS = 1023 << 52
+_TWO52_BITS = int(np.float64(2.0 ** 52).view(np.int64))
+
+
+@intrinsic
+def _mantissa_and_exponent(typingctx, x):
+    """``(m, e)`` with ``x = m 2**e``, m in [1, 2), e an integer as a float64, for a positive normal float64.
+
+    Bit operations only (AVX2 has no vector int64 -> float64 conversion: e is made by writing its biased value
+    into the low bits of 2**52 and subtracting 2**52 + 1023)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64, f64 = ir.IntType(64), ir.DoubleType()
+        b = builder.bitcast(args[0], i64)
+        m = builder.bitcast(builder.or_(builder.and_(b, ir.Constant(i64, _MANT_MASK)), ir.Constant(i64, _ONE_BITS)),
+                            f64)
+        biased = builder.lshr(b, ir.Constant(i64, 52))
+        e = builder.fsub(builder.bitcast(builder.or_(biased, ir.Constant(i64, _TWO52_BITS)), f64),
+                         ir.Constant(f64, 2.0 ** 52 + 1023))
+        return context.make_tuple(builder, sig.return_type, [m, e])
+    return types.UniTuple(types.float64, 2)(types.float64), codegen
+
+
+@njit(**JIT)
+def log64(x):
+    """``log(x)`` for a finite, positive, normal float64 (softmax's ``log(sum exp)``, >= 1), vectorisable:
+    x = m 2**e, m folded into [sqrt(2)/2, sqrt(2)), log x = e ln2 + 2 atanh((m - 1) / (m + 1)). A NaN stays NaN."""
+    m, e = _mantissa_and_exponent(x)
+    big = m > 1.4142135623730951
+    m = 0.5 * m if big else m
+    e = e + 1.0 if big else e
+    r = fma(e, _LN2, _two_atanh(m - 1.0, m + 1.0))
+    return r if x == x else x  # the bits of a NaN would read as a number
 
 
 @njit(**JIT)
@@ -167,6 +219,48 @@ def _log1p_exp_neg(a):
     if isinstance(a, types.Float) and a.bitwidth == 32:
         return lambda a: np.float32(log1p_exp_neg64(np.float64(a)))
     return lambda a: log1p_exp_neg64(a)
+
+
+def exp_neg(y):
+    """``exp(y)`` for ``y <= 0``, vectorisable (float32 is computed in float64; use in compiled code)."""
+    return np.exp(y)
+
+
+@overload(exp_neg, jit_options=JIT)
+def _exp_neg(y):
+    if isinstance(y, types.Float) and y.bitwidth == 32:
+        return lambda y: np.float32(exp_neg64(np.float64(y)))
+    return lambda y: exp_neg64(y)
+
+
+def log_fast(x):
+    """``log(x)`` for a finite positive normal ``x``, vectorisable (float32 computed in float64; compiled code)."""
+    return np.log(x)
+
+
+@overload(log_fast, jit_options=JIT)
+def _log_fast(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        return lambda x: np.float32(log64(np.float64(x)))
+    return lambda x: log64(x)
+
+
+@njit(cache=CACHE, **JIT)
+def exp_neg_array(y):
+    """Elementwise ``exp_neg`` of a 1-D float32/float64 array (for tests)."""
+    out = np.empty_like(y)
+    for i in range(y.size):
+        out[i] = exp_neg(y[i])
+    return out
+
+
+@njit(cache=CACHE, **JIT)
+def log_array(x):
+    """Elementwise ``log_fast`` of a 1-D float32/float64 array (for tests)."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = log_fast(x[i])
+    return out
 
 
 @njit(cache=CACHE, **JIT)

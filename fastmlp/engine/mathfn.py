@@ -210,72 +210,56 @@ def _tanh_fast(x):
 
 
 def log1p_exp_neg(a):
-    """``log(1 + exp(-a))`` for ``a >= 0``, vectorisable (float32 is computed in float64; use in compiled code)."""
+    """``log(1 + exp(-a))`` for ``a >= 0``, vectorisable (use in compiled code)."""
     return np.log1p(np.exp(-a))
 
 
-@overload(log1p_exp_neg, jit_options=JIT)
-def _log1p_exp_neg(a):
-    if isinstance(a, types.Float) and a.bitwidth == 32:
-        return lambda a: np.float32(log1p_exp_neg64(np.float64(a)))
-    return lambda a: log1p_exp_neg64(a)
-
-
 def exp_neg(y):
-    """``exp(y)`` for ``y <= 0``, vectorisable (float32 is computed in float64; use in compiled code)."""
+    """``exp(y)`` for ``y <= 0``, vectorisable (use in compiled code)."""
     return np.exp(y)
 
 
-@overload(exp_neg, jit_options=JIT)
-def _exp_neg(y):
-    if isinstance(y, types.Float) and y.bitwidth == 32:
-        return lambda y: np.float32(exp_neg64(np.float64(y)))
-    return lambda y: exp_neg64(y)
-
-
 def log_fast(x):
-    """``log(x)`` for a finite positive normal ``x``, vectorisable (float32 computed in float64; compiled code)."""
+    """``log(x)`` for a finite positive normal ``x``, vectorisable (use in compiled code)."""
     return np.log(x)
 
 
-@overload(log_fast, jit_options=JIT)
-def _log_fast(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: np.float32(log64(np.float64(x)))
-    return lambda x: log64(x)
+def _in_float64(fn64):
+    # float32 arguments are computed in float64 and rounded once: as cheap as a float32 version with enough
+    # terms, and one algorithm to test
+    def typer(x):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            return lambda x: np.float32(fn64(np.float64(x)))
+        return lambda x: fn64(x)
+    return typer
+
+
+for _fn, _fn64 in ((log1p_exp_neg, log1p_exp_neg64), (exp_neg, exp_neg64), (log_fast, log64)):
+    overload(_fn, jit_options=JIT)(_in_float64(_fn64))
+
+
+_ELEMENTWISE = ("tanh", "log1p_exp_neg", "exp_neg", "log")
 
 
 @njit(cache=CACHE, **JIT)
-def exp_neg_array(y):
-    """Elementwise ``exp_neg`` of a 1-D float32/float64 array (for tests)."""
-    out = np.empty_like(y)
-    for i in range(y.size):
-        out[i] = exp_neg(y[i])
-    return out
-
-
-@njit(cache=CACHE, **JIT)
-def log_array(x):
-    """Elementwise ``log_fast`` of a 1-D float32/float64 array (for tests)."""
+def _elementwise(code, x):
     out = np.empty_like(x)
     for i in range(x.size):
-        out[i] = log_fast(x[i])
+        v = x[i]
+        if code == 0:
+            out[i] = tanh_fast(v)
+        elif code == 1:
+            out[i] = log1p_exp_neg(v)
+        elif code == 2:
+            out[i] = exp_neg(v)
+        else:
+            out[i] = log_fast(v)
     return out
 
 
-@njit(cache=CACHE, **JIT)
-def log1p_exp_neg_array(a):
-    """Elementwise ``log1p_exp_neg`` of a 1-D float32/float64 array (for tests)."""
-    out = np.empty_like(a)
-    for i in range(a.size):
-        out[i] = log1p_exp_neg(a[i])
-    return out
-
-
-@njit(cache=CACHE, **JIT)
-def tanh_array(x):
-    """Elementwise tanh of a 1-D float32/float64 array with the engine's approximation (for tests)."""
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = tanh_fast(x[i])
-    return out
+def elementwise(name, x):
+    """One of the engine's functions (``"tanh"``, ``"log1p_exp_neg"``, ``"exp_neg"``, ``"log"``) over a 1-D
+    float32/float64 array, compiled as the engine compiles it (for tests and measurements)."""
+    if name not in _ELEMENTWISE:
+        raise ValueError(f"unknown function {name!r}; choose one of: {', '.join(_ELEMENTWISE)}")
+    return _elementwise(_ELEMENTWISE.index(name), x)

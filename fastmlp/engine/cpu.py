@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
+from .rows import IN, OUT0, OUT1, load, store
 from .. import rng
 
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
@@ -35,7 +36,8 @@ def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
     Every unit's sum has the same expression tree: the blocking runs over the inputs (the same for every unit),
     and inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0, adding exact zeros. The code is
     exact IEEE (no fast-math), and every operation is element-wise along the samples, so a unit computed in a
-    pair or alone (an odd last unit) gets the same bits.
+    pair or alone (an odd last unit) gets the same bits. Rows are read and written through ``rows.load`` and
+    ``rows.store`` (the output rows are never input rows), so the loops vectorise without overlap checks.
     """
     for j in range(0, fo, 2):
         two = j + 1 < fo
@@ -57,12 +59,13 @@ def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
             w_3, v_3 = (p[wr + 3], p[wr2 + 3]) if u > 3 else (zero, zero)
             if two:
                 for s in range(Bt):
-                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
-                    orow[s] = bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                    orow2[s] = bj2 + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                    store(orow, s, bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
+                    store(orow2, s, bj2 + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)), OUT1)
             else:
                 for s in range(Bt):
-                    orow[s] = bj + ((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
+                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                    store(orow, s, bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
             continue
         for k in range(0, fi, 8):
             u = fi - k  # inputs left in this block
@@ -85,28 +88,38 @@ def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
             if not two:
                 if k == 0:
                     for s in range(Bt):
-                        orow[s] = bj + (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
-                                        + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+                        x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                        x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
+                        store(orow, s, bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                             + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
                 else:
                     for s in range(Bt):
-                        orow[s] += (((w_0 * a_0[s] + w_1 * a_1[s]) + (w_2 * a_2[s] + w_3 * a_3[s]))
-                                    + ((w_4 * a_4[s] + w_5 * a_5[s]) + (w_6 * a_6[s] + w_7 * a_7[s])))
+                        x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                        x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
+                        store(orow, s, load(orow, s, OUT0) + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                                              + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))),
+                              OUT0)
             elif k == 0:
                 for s in range(Bt):
-                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
-                    x4, x5, x6, x7 = a_4[s], a_5[s], a_6[s], a_7[s]
-                    orow[s] = bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                    + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
-                    orow2[s] = bj2 + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
-                                      + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7)))
+                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                    x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
+                    store(orow, s, bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                         + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
+                    store(orow2, s, bj2 + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+                                           + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7))), OUT1)
             else:
                 for s in range(Bt):
-                    x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
-                    x4, x5, x6, x7 = a_4[s], a_5[s], a_6[s], a_7[s]
-                    orow[s] += (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7)))
-                    orow2[s] += (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
-                                 + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7)))
+                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
+                    x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
+                    store(orow, s, load(orow, s, OUT0) + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
+                                                          + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
+                    store(orow2, s, load(orow2, s, OUT1) + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
+                                                            + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7))), OUT1)
+
+
+@njit(**_jit)
+def _in4(a_0, a_1, a_2, a_3, s):
+    return load(a_0, s, IN), load(a_1, s, IN), load(a_2, s, IN), load(a_3, s, IN)
 
 
 @njit(**_jit)
@@ -331,6 +344,7 @@ def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, 
     Two destination units and four source units per pass (one source unit when ``fo == 1``); as in
     ``_forward_layer``, missing source units read ``zrow`` with weight 0 (the same expression tree for every
     destination unit), and an odd last destination unit runs alone (exact IEEE, element-wise: same bits).
+    The rows of the layer below are written through ``rows.store`` (they are never rows of this layer).
     """
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
     for k in range(0, fi, 2):
@@ -342,10 +356,10 @@ def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, 
             e_0 = D[dr0]
             w_0, v_0 = p[w0 + k], p[w0 + kb]
             for s in range(Bt):
-                r0[s] = w_0 * e_0[s]
+                store(r0, s, w_0 * load(e_0, s, IN), OUT0)
             if two:
                 for s in range(Bt):
-                    r1[s] = v_0 * e_0[s]
+                    store(r1, s, v_0 * load(e_0, s, IN), OUT1)
             continue
         for j in range(0, fo, 4):
             u = fo - j
@@ -360,41 +374,43 @@ def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, 
             if not two:
                 if j == 0:
                     for s in range(Bt):
-                        r0[s] = (w_0 * e_0[s] + w_1 * e_1[s]) + (w_2 * e_2[s] + w_3 * e_3[s])
+                        x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
+                        store(r0, s, (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3), OUT0)
                 else:
                     for s in range(Bt):
-                        r0[s] += (w_0 * e_0[s] + w_1 * e_1[s]) + (w_2 * e_2[s] + w_3 * e_3[s])
+                        x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
+                        store(r0, s, load(r0, s, OUT0) + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
             elif j == 0:
                 for s in range(Bt):
-                    x0, x1, x2, x3 = e_0[s], e_1[s], e_2[s], e_3[s]
-                    r0[s] = (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)
-                    r1[s] = (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)
+                    x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
+                    store(r0, s, (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3), OUT0)
+                    store(r1, s, (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3), OUT1)
             else:
                 for s in range(Bt):
-                    x0, x1, x2, x3 = e_0[s], e_1[s], e_2[s], e_3[s]
-                    r0[s] += (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)
-                    r1[s] += (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)
+                    x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
+                    store(r0, s, load(r0, s, OUT0) + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
+                    store(r1, s, load(r1, s, OUT1) + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)), OUT1)
     for k in range(fi):
         drow = D[dst0 + k]
         if use_mask:
             mrow = M[dst0 + k]
             for s in range(Bt):
-                drow[s] *= mrow[s]
+                store(drow, s, load(drow, s, OUT0) * load(mrow, s, IN), OUT0)
         hrow = H[dst0 + k]
         if act == 0:
             for s in range(Bt):
-                h = hrow[s]
-                drow[s] *= one - h * h
+                h = load(hrow, s, IN)
+                store(drow, s, load(drow, s, OUT0) * (one - h * h), OUT0)
         elif act == 1:
             for s in range(Bt):
-                h = hrow[s]
-                drow[s] *= h * (one - h)
+                h = load(hrow, s, IN)
+                store(drow, s, load(drow, s, OUT0) * (h * (one - h)), OUT0)
         elif act == 2:
             for s in range(Bt):
-                drow[s] *= one if hrow[s] > zero else zero
+                store(drow, s, load(drow, s, OUT0) * (one if load(hrow, s, IN) > zero else zero), OUT0)
         elif act == 3:
             for s in range(Bt):
-                drow[s] *= one if hrow[s] > zero else slope
+                store(drow, s, load(drow, s, OUT0) * (one if load(hrow, s, IN) > zero else slope), OUT0)
 
 
 @njit(**_jit)

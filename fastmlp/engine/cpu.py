@@ -2,7 +2,8 @@
 
 Activations are feature-major, ``(units, batch)``, so the innermost loop of every product runs along samples:
 long, contiguous and vectorised. Each network owns its buffers (allocated once, before its first step); no
-accumulator is shared between threads.
+accumulator is shared between threads. Rows are padded to 64 bytes (aligned vector loads), and the products
+that write rows do so through ``rows.store`` (no runtime overlap checks before each loop).
 
 Identical units must stay bit-identical, so every unit goes through the same loop with the same trip counts:
 products are blocked over the *summed* index only in the forward pass (where the blocking is the same for every
@@ -27,6 +28,12 @@ LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
 
 _jit = dict(cache=CACHE, **JIT)
 _jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
+
+
+@njit(**_jit)
+def _in4(a_0, a_1, a_2, a_3, s):
+    """Element ``s`` of four input rows, read in the ``IN`` scope (see ``rows``)."""
+    return load(a_0, s, IN), load(a_1, s, IN), load(a_2, s, IN), load(a_3, s, IN)
 
 
 @njit(**_jit)
@@ -115,11 +122,6 @@ def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
                                                           + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
                     store(orow2, s, load(orow2, s, OUT1) + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
                                                             + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7))), OUT1)
-
-
-@njit(**_jit)
-def _in4(a_0, a_1, a_2, a_3, s):
-    return load(a_0, s, IN), load(a_1, s, IN), load(a_2, s, IN), load(a_3, s, IN)
 
 
 @njit(**_jit)

@@ -1,20 +1,22 @@
 """The Numba CPU engine: all steps of all networks in one compiled call, one network per thread.
 
-Activations are feature-major, ``(units, batch)``, so the innermost loop of every product runs along samples:
-long, contiguous and vectorised. Each network owns its buffers (allocated once, before its first step); no
-accumulator is shared between threads. Rows are padded to 64 bytes (aligned vector loads), and the products
-that write rows do so through ``rows.store`` (no runtime overlap checks before each loop).
+Activations are feature-major, ``(units, batch)``, so the innermost loop of every element-wise pass runs along
+samples: long, contiguous and vectorised. The matrix products are register-blocked SIMD kernels
+(``engine/products.py``). Each network owns its buffers (allocated once, before its first step); no accumulator
+is shared between threads. Rows are padded to 32 values (aligned vector loads, whole tiles of samples), and
+the element-wise passes that write rows do so through ``rows.store`` (no runtime overlap checks before a loop).
 
-Identical units must stay bit-identical, so every unit goes through the same loop with the same trip counts:
-products are blocked over the *summed* index only in the forward pass (where the blocking is the same for every
-output unit), never over units; every reduction over samples is one plain loop per (unit, input) pair.
+Identical units must stay bit-identical, so every unit goes through the same operations in the same order:
+the products compute every output alike whatever its place in a tile, and every element-wise pass is the
+same loop for every row.
 """
 import numpy as np
 from numba import njit, prange
 
 from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
-from .rows import IN, OUT0, OUT1, load, store
+from .products import along_inputs, at_columns, product, tile_columns, weight_grad
+from .rows import IN, OUT0, load, store
 from .. import rng
 
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
@@ -28,100 +30,6 @@ LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
 
 _jit = dict(cache=CACHE, **JIT)
 _jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
-
-
-@njit(**_jit)
-def _in4(a_0, a_1, a_2, a_3, s):
-    """Element ``s`` of four input rows, read in the ``IN`` scope (see ``rows``)."""
-    return load(a_0, s, IN), load(a_1, s, IN), load(a_2, s, IN), load(a_3, s, IN)
-
-
-@njit(**_jit)
-def _forward_layer(p, w0, b0, fi, fo, inp, ir0, out, or0, Bt, zrow, spare):
-    """out[j] = b[j] + sum_k W[j, k] inp[k]: two units and eight (or four, when ``fi <= 4``) inputs per pass.
-
-    Every unit's sum has the same expression tree: the blocking runs over the inputs (the same for every unit),
-    and inputs past ``fi`` in the last block read ``zrow`` (zeros) with weight 0, adding exact zeros. The code is
-    exact IEEE (no fast-math), and every operation is element-wise along the samples, so a unit computed in a
-    pair or alone (an odd last unit) gets the same bits. Rows are read and written through ``rows.load`` and
-    ``rows.store`` (the output rows are never input rows), so the loops vectorise without overlap checks.
-    """
-    for j in range(0, fo, 2):
-        two = j + 1 < fo
-        jb = j + 1 if two else j
-        orow = out[or0 + j]
-        orow2 = out[or0 + jb] if two else spare
-        wr, wr2 = w0 + j * fi, w0 + jb * fi
-        bj, bj2 = p[b0 + j], p[b0 + jb]
-        zero = bj - bj
-        if fi <= 4:
-            u = fi
-            a_0 = inp[ir0]
-            a_1 = inp[ir0 + 1] if u > 1 else zrow
-            a_2 = inp[ir0 + 2] if u > 2 else zrow
-            a_3 = inp[ir0 + 3] if u > 3 else zrow
-            w_0, v_0 = p[wr], p[wr2]
-            w_1, v_1 = (p[wr + 1], p[wr2 + 1]) if u > 1 else (zero, zero)
-            w_2, v_2 = (p[wr + 2], p[wr2 + 2]) if u > 2 else (zero, zero)
-            w_3, v_3 = (p[wr + 3], p[wr2 + 3]) if u > 3 else (zero, zero)
-            if two:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                    store(orow, s, bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
-                    store(orow2, s, bj2 + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)), OUT1)
-            else:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                    store(orow, s, bj + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
-            continue
-        for k in range(0, fi, 8):
-            u = fi - k  # inputs left in this block
-            a_0 = inp[ir0 + k]
-            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
-            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
-            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
-            a_4 = inp[ir0 + k + 4] if u > 4 else zrow
-            a_5 = inp[ir0 + k + 5] if u > 5 else zrow
-            a_6 = inp[ir0 + k + 6] if u > 6 else zrow
-            a_7 = inp[ir0 + k + 7] if u > 7 else zrow
-            w_0, v_0 = p[wr + k], p[wr2 + k]
-            w_1, v_1 = (p[wr + k + 1], p[wr2 + k + 1]) if u > 1 else (zero, zero)
-            w_2, v_2 = (p[wr + k + 2], p[wr2 + k + 2]) if u > 2 else (zero, zero)
-            w_3, v_3 = (p[wr + k + 3], p[wr2 + k + 3]) if u > 3 else (zero, zero)
-            w_4, v_4 = (p[wr + k + 4], p[wr2 + k + 4]) if u > 4 else (zero, zero)
-            w_5, v_5 = (p[wr + k + 5], p[wr2 + k + 5]) if u > 5 else (zero, zero)
-            w_6, v_6 = (p[wr + k + 6], p[wr2 + k + 6]) if u > 6 else (zero, zero)
-            w_7, v_7 = (p[wr + k + 7], p[wr2 + k + 7]) if u > 7 else (zero, zero)
-            if not two:
-                if k == 0:
-                    for s in range(Bt):
-                        x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                        x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
-                        store(orow, s, bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                             + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
-                else:
-                    for s in range(Bt):
-                        x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                        x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
-                        store(orow, s, load(orow, s, OUT0) + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                                              + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))),
-                              OUT0)
-            elif k == 0:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                    x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
-                    store(orow, s, bj + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                         + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
-                    store(orow2, s, bj2 + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
-                                           + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7))), OUT1)
-            else:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(a_0, a_1, a_2, a_3, s)
-                    x4, x5, x6, x7 = _in4(a_4, a_5, a_6, a_7, s)
-                    store(orow, s, load(orow, s, OUT0) + (((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3))
-                                                          + ((w_4 * x4 + w_5 * x5) + (w_6 * x6 + w_7 * x7))), OUT0)
-                    store(orow2, s, load(orow2, s, OUT1) + (((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3))
-                                                            + ((v_4 * x4 + v_5 * x5) + (v_6 * x6 + v_7 * x7))), OUT1)
 
 
 @njit(**_jit)
@@ -244,154 +152,12 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
     return loss, chk
 
 
-@njit(**_jit_reduce)
-def _weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, b0, zero, zrow):
-    """G[W] = D @ inp.T and G[b] = D.sum(1).
-
-    Compiled with ``reassoc`` so the sums over samples vectorise; the loop does nothing else, so the order LLVM
-    picks is the same for every (unit, input) pair and every compilation.
-
-    Two units and four inputs share a pass over the samples. Inputs past ``fi`` read ``zrow`` and an odd last
-    unit is paired with itself; their sums are discarded. So every (unit, input) pair is reduced by the same
-    code, in the same order. A layer of one unit (``fo == 1``) has its own loop: there is no other unit to match.
-    """
-    if fo == 1:  # a single unit (an output layer): nothing to keep identical, no twin to compute
-        d0 = D[dr0]
-        for k in range(0, fi, 4):
-            u = fi - k
-            a_0 = inp[ir0 + k]
-            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
-            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
-            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
-            c00 = zero
-            c01 = zero
-            c02 = zero
-            c03 = zero
-            for s in range(Bt):
-                e0 = d0[s]
-                c00 += e0 * a_0[s]
-                c01 += e0 * a_1[s]
-                c02 += e0 * a_2[s]
-                c03 += e0 * a_3[s]
-            g0 = w0 + k
-            G[g0] = c00
-            if u > 1:
-                G[g0 + 1] = c01
-            if u > 2:
-                G[g0 + 2] = c02
-            if u > 3:
-                G[g0 + 3] = c03
-        acc0 = zero
-        for s in range(Bt):
-            acc0 += d0[s]
-        G[b0] = acc0
-        return
-    for j in range(0, fo, 2):
-        jb = j + 1 if j + 1 < fo else j
-        d0, d1 = D[dr0 + j], D[dr0 + jb]
-        for k in range(0, fi, 4):
-            u = fi - k
-            a_0 = inp[ir0 + k]
-            a_1 = inp[ir0 + k + 1] if u > 1 else zrow
-            a_2 = inp[ir0 + k + 2] if u > 2 else zrow
-            a_3 = inp[ir0 + k + 3] if u > 3 else zrow
-            c00 = zero
-            c01 = zero
-            c02 = zero
-            c03 = zero
-            c10 = zero
-            c11 = zero
-            c12 = zero
-            c13 = zero
-            for s in range(Bt):
-                x0, x1, x2, x3 = a_0[s], a_1[s], a_2[s], a_3[s]
-                e0, e1 = d0[s], d1[s]
-                c00 += e0 * x0
-                c01 += e0 * x1
-                c02 += e0 * x2
-                c03 += e0 * x3
-                c10 += e1 * x0
-                c11 += e1 * x1
-                c12 += e1 * x2
-                c13 += e1 * x3
-            g0, g1 = w0 + j * fi + k, w0 + jb * fi + k
-            G[g0] = c00
-            if u > 1:
-                G[g0 + 1] = c01
-            if u > 2:
-                G[g0 + 2] = c02
-            if u > 3:
-                G[g0 + 3] = c03
-            if jb != j:
-                G[g1] = c10
-                if u > 1:
-                    G[g1 + 1] = c11
-                if u > 2:
-                    G[g1 + 2] = c12
-                if u > 3:
-                    G[g1 + 3] = c13
-        acc0 = zero
-        acc1 = zero
-        for s in range(Bt):
-            acc0 += d0[s]
-            acc1 += d1[s]
-        G[b0 + j] = acc0
-        G[b0 + jb] = acc1
-
-
 @njit(**_jit)
-def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, H, M, use_mask, act, c, zrow, spare):
-    """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below.
-
-    Two destination units and four source units per pass (one source unit when ``fo == 1``); as in
-    ``_forward_layer``, missing source units read ``zrow`` with weight 0 (the same expression tree for every
-    destination unit), and an odd last destination unit runs alone (exact IEEE, element-wise: same bits).
-    The rows of the layer below are written through ``rows.store`` (they are never rows of this layer).
-    """
+def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, Bc, H, M, use_mask, act, c):
+    """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below (``products.product`` with the
+    weights' strides swapped, then the mask and the derivative, element-wise)."""
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
-    for k in range(0, fi, 2):
-        two = k + 1 < fi
-        kb = k + 1 if two else k
-        r0 = D[dst0 + k]
-        r1 = D[dst0 + kb] if two else spare
-        if fo == 1:  # one source unit: a plain scaled copy
-            e_0 = D[dr0]
-            w_0, v_0 = p[w0 + k], p[w0 + kb]
-            for s in range(Bt):
-                store(r0, s, w_0 * load(e_0, s, IN), OUT0)
-            if two:
-                for s in range(Bt):
-                    store(r1, s, v_0 * load(e_0, s, IN), OUT1)
-            continue
-        for j in range(0, fo, 4):
-            u = fo - j
-            e_0 = D[dr0 + j]
-            e_1 = D[dr0 + j + 1] if u > 1 else zrow
-            e_2 = D[dr0 + j + 2] if u > 2 else zrow
-            e_3 = D[dr0 + j + 3] if u > 3 else zrow
-            w_0, v_0 = p[w0 + j * fi + k], p[w0 + j * fi + kb]
-            w_1, v_1 = (p[w0 + (j + 1) * fi + k], p[w0 + (j + 1) * fi + kb]) if u > 1 else (zero, zero)
-            w_2, v_2 = (p[w0 + (j + 2) * fi + k], p[w0 + (j + 2) * fi + kb]) if u > 2 else (zero, zero)
-            w_3, v_3 = (p[w0 + (j + 3) * fi + k], p[w0 + (j + 3) * fi + kb]) if u > 3 else (zero, zero)
-            if not two:
-                if j == 0:
-                    for s in range(Bt):
-                        x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
-                        store(r0, s, (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3), OUT0)
-                else:
-                    for s in range(Bt):
-                        x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
-                        store(r0, s, load(r0, s, OUT0) + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
-            elif j == 0:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
-                    store(r0, s, (w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3), OUT0)
-                    store(r1, s, (v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3), OUT1)
-            else:
-                for s in range(Bt):
-                    x0, x1, x2, x3 = _in4(e_0, e_1, e_2, e_3, s)
-                    store(r0, s, load(r0, s, OUT0) + ((w_0 * x0 + w_1 * x1) + (w_2 * x2 + w_3 * x3)), OUT0)
-                    store(r1, s, load(r1, s, OUT1) + ((v_0 * x0 + v_1 * x1) + (v_2 * x2 + v_3 * x3)), OUT1)
+    product(p, w0, 1, fi, -1, zero, fi, fo, D, dr0, D, dst0, Bc)
     for k in range(fi):
         drow = D[dst0 + k]
         if use_mask:
@@ -461,22 +227,32 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     for l in range(L):
         roff[l] = rows
         rows += sizes[l + 1]
-    # Every row is padded to a multiple of 16 values (64 bytes in float32), so that all rows start as aligned as
-    # the array (numba aligns to 32 bytes): with 891-sample rows most vector loads straddled two cache lines.
-    # The data are copied into such rows too (W1: ~10 % less time per step; bench/NOTES.md, change 16).
-    Bpad = (Bmax + 15) // 16 * 16
-    H = np.empty((rows, Bpad), dtype=params.dtype)
-    D = np.empty((rows, Bpad), dtype=params.dtype)
-    A = np.empty((rows if use_drop else 0, Bpad), dtype=params.dtype)
-    M = np.empty((rows if use_drop else 0, Bpad), dtype=params.dtype)
-    xb = np.empty((F, Bpad), dtype=X.dtype)
-    tb = np.empty((K, Bpad), dtype=T.dtype)
+    # Every row is padded to a multiple of 32 values, so that all rows start as aligned as the array (numba
+    # aligns to 32 bytes; with 891-sample rows most vector loads straddled two cache lines: bench/NOTES.md,
+    # change 16) and the forward and delta products can run over whole tiles of samples (``Bc`` of them). The
+    # data are copied into such rows too. Zeros, so that the padding never holds a NaN or a denormal.
+    Bpad = (Bmax + 31) // 32 * 32
+    H = np.zeros((rows, Bpad), dtype=params.dtype)
+    D = np.zeros((rows, Bpad), dtype=params.dtype)
+    A = np.zeros((rows if use_drop else 0, Bpad), dtype=params.dtype)
+    M = np.zeros((rows if use_drop else 0, Bpad), dtype=params.dtype)
+    xb = np.zeros((F, Bpad), dtype=X.dtype)
+    tb = np.zeros((K, Bpad), dtype=T.dtype)
     if full:
         xb[:, :S] = X
         tb[:, :S] = T
     G = np.empty(P, dtype=params.dtype)
-    zrow = np.zeros(Bpad, dtype=params.dtype)   # stands in for missing inputs: always zero
-    spare = np.empty(Bpad, dtype=params.dtype)  # takes the discarded twin of an odd last unit
+    spare = np.empty(Bpad, dtype=params.dtype)  # a scratch row (the loss's terms)
+    # a layer's input transposed, for the weight gradients that take vectors along the inputs
+    # (chosen once per layer, for the full batch size)
+    by_inputs = np.zeros(L, dtype=np.bool_)
+    fan_in = 0
+    for l in range(L):
+        by_inputs[l] = along_inputs(sizes[l + 1], sizes[l], Bmax, params.itemsize)
+        if by_inputs[l]:
+            fan_in = max(fan_in, sizes[l])
+    AT = np.zeros((Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize)), dtype=params.dtype)
+    tmp = np.empty(32, dtype=params.dtype)
     rows = np.empty((2, Bpad), dtype=params.dtype)  # softmax's per-sample max and sum
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
@@ -501,16 +277,17 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
             for o in range(K):
                 for s in range(Bt):
                     tb[o, s] = T[o, perm[a + s]]
+        Bc = tile_columns(Bt, H.itemsize)
 
         # forward
         for l in range(L):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, xb, 0, H, roff[l], Bt, zrow, spare)
+                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, xb, 0, H, roff[l], Bc)
             elif use_drop:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, A, roff[l - 1], H, roff[l], Bt, zrow, spare)
+                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, A, roff[l - 1], H, roff[l], Bc)
             else:
-                _forward_layer(p, w_off[l], b_off[l], fi, fo, H, roff[l - 1], H, roff[l], Bt, zrow, spare)
+                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, H, roff[l - 1], H, roff[l], Bc)
             if l < L - 1:
                 _activate(H, roff[l], fo, Bt, act, c)
                 if use_drop:
@@ -530,18 +307,18 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         for l in range(L - 1, -1, -1):
             fi, fo = sizes[l], sizes[l + 1]
             if l == 0:
-                _weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
             elif use_drop:
-                _weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
             else:
-                _weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, zrow)
+                weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
             if track and rec:
                 sq = zero
                 for i in range(w_off[l], b_off[l]):
                     sq += G[i] * G[i]
                 gnorms[n, t // record_every, l] = np.sqrt(sq)
             if l > 0:
-                _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, H, M, use_drop, act, c, zrow, spare)
+                _input_delta(p, w_off[l], fi, fo, D, roff[l], roff[l - 1], Bt, Bc, H, M, use_drop, act, c)
 
         # update
         cvt[1] = 1.0

@@ -1,0 +1,281 @@
+"""The CPU engine's matrix products, register-blocked with explicit SIMD vectors (``engine/simd.py``).
+
+Three products per layer and step, on feature-major rows (``(units, samples)``):
+
+* ``product``: ``out[j] = b[j] + sum_r W[j, r] in[r]`` (the forward pass) and ``out[k] = sum_j W[j, k] in[j]``
+  (the delta backpropagated to the layer below), one kernel with the weights' strides as arguments. A tile of
+  4 output units x 2 vectors of samples is held in 8 vector registers for the whole sum; each input vector
+  loaded is used by 4 units, each weight is broadcast from memory.
+* ``weight_grad``: ``G[j, k] = sum_s D[j, s] in[k, s]`` and ``G[b_j] = sum_s D[j, s]``: a tile of 4 units x
+  2 inputs, 8 vector accumulators along the samples, then each one's lanes summed.
+
+Identical units must stay bit-identical, so every output of a kernel is computed by the same sequence of
+operations whatever its place in a tile: a sum is a chain of fused multiply-adds in the order of its terms
+(forward, delta), or lane-wise chains along the samples, a fixed tree over the lanes and the remaining samples
+in order (gradient). Units past the last tile run in a one-unit tile doing the same operations (forward,
+delta); a gradient tile that overhangs the layer recomputes its last unit or input and drops the copy.
+
+The forward and delta products run over ``Bc`` samples, ``Bt`` rounded up to whole tiles (rows are padded so
+that this stays inside them); the samples past ``Bt`` hold zeros or stale values, and nothing sums over them.
+"""
+from numba import njit
+
+from .config import CACHE, JIT
+from .mathfn import fma as fma1
+from .simd import BYTES, add, broadcast, broadcast_flat, fma, lane_sum, load, splat, store, store_flat
+
+_jit = dict(cache=CACHE, **JIT)
+
+TILE_SAMPLES = 2  # vectors of samples per tile: 16 float32 or 8 float64 samples
+
+
+@njit(**_jit)
+def tile_columns(Bt, itemsize):
+    """``Bt`` rounded up to whole tiles of samples for values of ``itemsize`` bytes."""
+    n = TILE_SAMPLES * BYTES // itemsize
+    return (Bt + n - 1) // n * n
+
+
+@njit(**_jit)
+def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc):
+    """``out[or0 + u, :Bc] = init_u + sum_r p[wbase + u su + r sr] inp[ir0 + r, :Bc]`` for ``u < n_out``.
+
+    ``init_u`` is ``p[bias0 + u]``, or ``zero`` when ``bias0 < 0``. Forward: ``wbase = w0, su = fan_in, sr =
+    1``; delta to the layer below: ``wbase = w0, su = 1, sr = fan_in``, no bias. The sum is a chain of fused
+    multiply-adds in the order of ``r``, the same for every unit. ``out`` rows must not be ``inp`` rows.
+    """
+    W = BYTES // p.itemsize
+    for j in range(0, n_out - 3, 4):
+        wa = wbase + j * su
+        wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
+        for s in range(0, Bc, 2 * W):
+            if bias0 >= 0:
+                a0, b0, c0, d0 = (broadcast_flat(p, bias0 + j), broadcast_flat(p, bias0 + j + 1),
+                                  broadcast_flat(p, bias0 + j + 2), broadcast_flat(p, bias0 + j + 3))
+            else:
+                a0 = b0 = c0 = d0 = splat(zero)
+            a1, b1, c1, d1 = a0, b0, c0, d0
+            for r in range(n_sum):
+                x0 = load(inp, ir0 + r, s)
+                x1 = load(inp, ir0 + r, s + W)
+                w = broadcast_flat(p, wa + r * sr)
+                a0 = fma(w, x0, a0)
+                a1 = fma(w, x1, a1)
+                w = broadcast_flat(p, wb + r * sr)
+                b0 = fma(w, x0, b0)
+                b1 = fma(w, x1, b1)
+                w = broadcast_flat(p, wc + r * sr)
+                c0 = fma(w, x0, c0)
+                c1 = fma(w, x1, c1)
+                w = broadcast_flat(p, wd + r * sr)
+                d0 = fma(w, x0, d0)
+                d1 = fma(w, x1, d1)
+            o = or0 + j
+            store(out, o, s, a0)
+            store(out, o, s + W, a1)
+            store(out, o + 1, s, b0)
+            store(out, o + 1, s + W, b1)
+            store(out, o + 2, s, c0)
+            store(out, o + 2, s + W, c1)
+            store(out, o + 3, s, d0)
+            store(out, o + 3, s + W, d1)
+    for j in range(n_out - n_out % 4, n_out):  # the units past the last whole tile, one at a time
+        wa = wbase + j * su
+        for s in range(0, Bc, 2 * W):
+            a0 = broadcast_flat(p, bias0 + j) if bias0 >= 0 else splat(zero)
+            a1 = a0
+            for r in range(n_sum):
+                w = broadcast_flat(p, wa + r * sr)
+                a0 = fma(w, load(inp, ir0 + r, s), a0)
+                a1 = fma(w, load(inp, ir0 + r, s + W), a1)
+            store(out, or0 + j, s, a0)
+            store(out, or0 + j, s + W, a1)
+
+
+@njit(inline="always", **_jit)
+def _dot_tail(D, rd, inp, ri, n0, Bt, acc):
+    """``acc`` plus the samples ``n0 <= s < Bt`` of ``D[rd] . inp[ri]``, in order."""
+    for s in range(n0, Bt):
+        acc = fma1(D[rd, s], inp[ri, s], acc)
+    return acc
+
+
+@njit(**_jit)
+def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
+    """``G[w0 + j fi + k] = sum_s D[dr0 + j, s] inp[ir0 + k, s]``, vectors along the samples.
+
+    Tiles of 4 units x 2 inputs (1 unit x 4 inputs when ``fo == 1``): one vector accumulator per pair along
+    the whole vectors of samples, then its lanes summed (``simd.lane_sum``), then the last ``Bt mod W``
+    samples in order. Tiles overhanging the layer repeat its last unit or input, and the copies are dropped.
+    """
+    W = BYTES // D.itemsize
+    nv = Bt - Bt % W
+    if fo == 1:
+        for k in range(0, fi, 4):
+            k1, k2, k3 = min(k + 1, fi - 1), min(k + 2, fi - 1), min(k + 3, fi - 1)
+            c0 = c1 = c2 = c3 = splat(zero)
+            for s in range(0, nv, W):
+                e = load(D, dr0, s)
+                c0 = fma(e, load(inp, ir0 + k, s), c0)
+                c1 = fma(e, load(inp, ir0 + k1, s), c1)
+                c2 = fma(e, load(inp, ir0 + k2, s), c2)
+                c3 = fma(e, load(inp, ir0 + k3, s), c3)
+            G[w0 + k] = _dot_tail(D, dr0, inp, ir0 + k, nv, Bt, lane_sum(c0))
+            if k + 1 < fi:
+                G[w0 + k1] = _dot_tail(D, dr0, inp, ir0 + k1, nv, Bt, lane_sum(c1))
+            if k + 2 < fi:
+                G[w0 + k2] = _dot_tail(D, dr0, inp, ir0 + k2, nv, Bt, lane_sum(c2))
+            if k + 3 < fi:
+                G[w0 + k3] = _dot_tail(D, dr0, inp, ir0 + k3, nv, Bt, lane_sum(c3))
+    else:
+        for j in range(0, fo, 4):
+            j1, j2, j3 = min(j + 1, fo - 1), min(j + 2, fo - 1), min(j + 3, fo - 1)
+            ra, rb, rc, rd = dr0 + j, dr0 + j1, dr0 + j2, dr0 + j3
+            for k in range(0, fi, 2):
+                k1 = min(k + 1, fi - 1)
+                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = splat(zero)
+                for s in range(0, nv, W):
+                    x0 = load(inp, ir0 + k, s)
+                    x1 = load(inp, ir0 + k1, s)
+                    e = load(D, ra, s)
+                    a0 = fma(e, x0, a0)
+                    a1 = fma(e, x1, a1)
+                    e = load(D, rb, s)
+                    b0 = fma(e, x0, b0)
+                    b1 = fma(e, x1, b1)
+                    e = load(D, rc, s)
+                    c0 = fma(e, x0, c0)
+                    c1 = fma(e, x1, c1)
+                    e = load(D, rd, s)
+                    d0 = fma(e, x0, d0)
+                    d1 = fma(e, x1, d1)
+                ka, kb = ir0 + k, ir0 + k1
+                ga = w0 + j * fi + k
+                G[ga] = _dot_tail(D, ra, inp, ka, nv, Bt, lane_sum(a0))
+                if k + 1 < fi:
+                    G[ga + 1] = _dot_tail(D, ra, inp, kb, nv, Bt, lane_sum(a1))
+                if j + 1 < fo:
+                    G[ga + fi] = _dot_tail(D, rb, inp, ka, nv, Bt, lane_sum(b0))
+                    if k + 1 < fi:
+                        G[ga + fi + 1] = _dot_tail(D, rb, inp, kb, nv, Bt, lane_sum(b1))
+                if j + 2 < fo:
+                    G[ga + 2 * fi] = _dot_tail(D, rc, inp, ka, nv, Bt, lane_sum(c0))
+                    if k + 1 < fi:
+                        G[ga + 2 * fi + 1] = _dot_tail(D, rc, inp, kb, nv, Bt, lane_sum(c1))
+                if j + 3 < fo:
+                    G[ga + 3 * fi] = _dot_tail(D, rd, inp, ka, nv, Bt, lane_sum(d0))
+                    if k + 1 < fi:
+                        G[ga + 3 * fi + 1] = _dot_tail(D, rd, inp, kb, nv, Bt, lane_sum(d1))
+
+
+@njit(**_jit)
+def transpose(inp, ir0, n, Bt, AT):
+    """``AT[s, k] = inp[ir0 + k, s]`` for ``k < n``, ``s < Bt``."""
+    for k in range(n):
+        for s in range(Bt):
+            AT[s, k] = inp[ir0 + k, s]
+
+
+@njit(**_jit)
+def _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp):
+    """``G[w0 + j fi + k] = sum_s D[dr0 + j, s] AT[s, k]``, vectors along the inputs (``AT`` is the layer's
+    input transposed, ``transpose``).
+
+    Tiles of 4 units x 2 vectors of inputs, one fused multiply-add chain per (unit, input) along the samples
+    in order: no sum across lanes. Units past the last whole tile run in one-unit tiles; the lanes past ``fi``
+    compute on whatever ``AT`` holds there and are not stored (``tmp``, 2 vectors, takes a partial tile).
+    """
+    W = BYTES // D.itemsize
+    for k in range(0, fi, 2 * W):
+        n = min(2 * W, fi - k)
+        for j in range(0, fo, 4):
+            u = min(4, fo - j)
+            if u == 4:
+                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = splat(zero)
+                for s in range(Bt):
+                    x0 = load(AT, s, k)
+                    x1 = load(AT, s, k + W)
+                    e = broadcast(D, dr0 + j, s)
+                    a0 = fma(e, x0, a0)
+                    a1 = fma(e, x1, a1)
+                    e = broadcast(D, dr0 + j + 1, s)
+                    b0 = fma(e, x0, b0)
+                    b1 = fma(e, x1, b1)
+                    e = broadcast(D, dr0 + j + 2, s)
+                    c0 = fma(e, x0, c0)
+                    c1 = fma(e, x1, c1)
+                    e = broadcast(D, dr0 + j + 3, s)
+                    d0 = fma(e, x0, d0)
+                    d1 = fma(e, x1, d1)
+                g = w0 + j * fi + k
+                _store_pair(G, g, a0, a1, n, tmp)
+                _store_pair(G, g + fi, b0, b1, n, tmp)
+                _store_pair(G, g + 2 * fi, c0, c1, n, tmp)
+                _store_pair(G, g + 3 * fi, d0, d1, n, tmp)
+            else:
+                for jj in range(j, fo):
+                    a0 = a1 = splat(zero)
+                    for s in range(Bt):
+                        e = broadcast(D, dr0 + jj, s)
+                        a0 = fma(e, load(AT, s, k), a0)
+                        a1 = fma(e, load(AT, s, k + W), a1)
+                    _store_pair(G, w0 + jj * fi + k, a0, a1, n, tmp)
+
+
+@njit(inline="always", **_jit)
+def _store_pair(G, g, v0, v1, n, tmp):
+    """``G[g:g + n]`` = the first ``n`` lanes of the vectors ``v0``, ``v1``."""
+    W = BYTES // G.itemsize
+    if n == 2 * W:
+        store_flat(G, g, v0)
+        store_flat(G, g + W, v1)
+    else:
+        store_flat(tmp, 0, v0)
+        store_flat(tmp, W, v1)
+        for i in range(n):
+            G[g + i] = tmp[i]
+
+
+@njit(**_jit)
+def along_inputs(fo, fi, Bt, itemsize):
+    """Whether ``weight_grad`` should take vectors along the inputs: a cost model in cycles, fitted to both
+    kernels timed alone on one core (bench/NOTES.md, change 20)."""
+    W = BYTES // itemsize
+    cost_samples = (fo + 3) // 4 * ((fi + 1) // 2) * (40 + 8 * ((Bt + W - 1) // W))
+    cost_inputs = 1.5 * fi * Bt + (fo + 3) // 4 * ((fi + 2 * W - 1) // (2 * W)) * 5.5 * Bt
+    return cost_inputs < cost_samples
+
+
+@njit(**_jit)
+def at_columns(fan_in, itemsize):
+    """Columns of the transposed input ``AT``: whole tiles of inputs, plus 32 bytes so that the row stride is
+    not a multiple of 64 bytes (rows 256 or 512 bytes apart fall into a few cache sets; the transpose, which
+    writes down a column, ran 3-4x slower)."""
+    return (fan_in + 31) // 32 * 32 + BYTES // itemsize
+
+
+@njit(**_jit)
+def weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, bias0, zero, by_inputs, AT, tmp):
+    """``G[w0 + j fi + k] = sum_s D[dr0 + j, s] inp[ir0 + k, s]`` and ``G[bias0 + j] = sum_s D[dr0 + j, s]``.
+
+    Two kernels: vectors along the samples (``_grad_along_samples``: cheap on long rows, W1's 891 samples) or,
+    if ``by_inputs``, along the inputs (``_grad_along_inputs``, after ``transpose`` into ``AT``, which must
+    have ``Bt`` rows and ``at_columns(fi)`` columns: W2's minibatches of 128, where the first kernel's cost of
+    summing lanes dominates). ``along_inputs`` chooses; the caller decides once per layer, so that a short
+    last minibatch runs the same kernel.
+    """
+    if by_inputs:
+        transpose(inp, ir0, fi, Bt, AT)
+        _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp)
+    else:
+        _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero)
+    W = BYTES // D.itemsize
+    nv = Bt - Bt % W
+    for j in range(fo):
+        acc = splat(zero)
+        for s in range(0, nv, W):
+            acc = add(acc, load(D, dr0 + j, s))
+        b = lane_sum(acc)
+        for s in range(nv, Bt):
+            b += D[dr0 + j, s]
+        G[bias0 + j] = b

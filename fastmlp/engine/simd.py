@@ -1,0 +1,191 @@
+"""A SIMD vector type for numba, so that products can be register-blocked by hand.
+
+LLVM vectorises only innermost loops, and numba leaves its SLP vectoriser off (numba #8705), so a product
+written with scalars is vectorised along one loop and streams rows through memory: a pass of two units over
+eight inputs spills its weights and reaches ~30 % of a core's peak (bench/NOTES.md, "What bounds W2"). With a
+vector type the products can be written like a BLAS micro-kernel instead: a tile of accumulators held in
+registers for all of a sum's terms, each loaded input vector used by several units, the weights broadcast
+from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>``: 32 bytes, 8 float32 or 4 float64 lanes.
+
+The width is fixed at 32 bytes (AVX2, also two NEON registers), not taken from the host: the products
+accumulate lane by lane and then sum the lanes, so a width chosen per machine would change the weight
+gradients' bits from one machine to the next. Arithmetic is ``llvm.fma`` (rounded once): a lane, a scalar, a
+fresh compile and the on-disk cache give the same bits.
+
+Loads and stores do no bounds checks, and ``load``/``store`` read and write a whole vector: the caller keeps
+``s + WIDTH <= row length``.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+BYTES = 32  # the vector's size: 8 float32 or 4 float64 lanes
+
+
+class Vec(types.Type):
+    """A SIMD vector of ``width`` values of the float type ``dtype``."""
+
+    def __init__(self, dtype, width):
+        self.dtype, self.width = dtype, width
+        super().__init__(name=f"Vec({dtype}, {width})")
+
+
+@register_model(Vec)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = ir.FloatType() if fe_type.dtype == types.float32 else ir.DoubleType()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.width))
+
+
+def vec_of(dtype):
+    """The ``Vec`` type for a numba float type (``None`` for anything else)."""
+    if dtype not in (types.float32, types.float64):
+        return None
+    return Vec(dtype, BYTES // (dtype.bitwidth // 8))
+
+
+def width(dtype):
+    """Lanes per vector for a NumPy float dtype (8 for float32, 4 for float64)."""
+    return BYTES // dtype.itemsize
+
+
+def _is_matrix(a):
+    return isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and vec_of(a.dtype) is not None
+
+
+def _is_vector(a):
+    return isinstance(a, types.Array) and a.ndim == 1 and vec_of(a.dtype) is not None
+
+
+def _pointer(context, builder, aryty, ary, indices):
+    array = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, array, indices, wraparound=False)
+
+
+def _splat(builder, vty, x):
+    v = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count)
+    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), mask)
+
+
+@intrinsic
+def load(typingctx, a, r, s):
+    """``a[r, s:s + W]`` of a C-contiguous 2-D array as a vector (no bounds check)."""
+    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+        return None
+    vt = vec_of(a.dtype)
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(vt)
+        ptr = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], args[1:]), vty.as_pointer())
+        return builder.load(ptr, align=a.dtype.bitwidth // 8)
+    return vt(a, r, s), codegen
+
+
+@intrinsic
+def store(typingctx, a, r, s, v):
+    """``a[r, s:s + W] = v`` for a C-contiguous 2-D array (no bounds check)."""
+    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)
+            and v == vec_of(a.dtype)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(sig.args[3])
+        ptr = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], args[1:3]), vty.as_pointer())
+        builder.store(args[3], ptr, align=a.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.void(a, r, s, v), codegen
+
+
+@intrinsic
+def broadcast(typingctx, a, r, s):
+    """``a[r, s]`` of a C-contiguous 2-D array in every lane (no bounds check)."""
+    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+        return None
+    vt = vec_of(a.dtype)
+
+    def codegen(context, builder, sig, args):
+        x = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1:]))
+        return _splat(builder, context.get_value_type(vt), x)
+    return vt(a, r, s), codegen
+
+
+@intrinsic
+def broadcast_flat(typingctx, p, i):
+    """``p[i]`` of a 1-D array in every lane (no bounds check, no negative indices)."""
+    if not (_is_vector(p) and isinstance(i, types.Integer)):
+        return None
+    vt = vec_of(p.dtype)
+
+    def codegen(context, builder, sig, args):
+        x = builder.load(_pointer(context, builder, sig.args[0], args[0], [args[1]]))
+        return _splat(builder, context.get_value_type(vt), x)
+    return vt(p, i), codegen
+
+
+@intrinsic
+def store_flat(typingctx, a, i, v):
+    """``a[i:i + W] = v`` for a 1-D array (no bounds check)."""
+    if not (_is_vector(a) and isinstance(i, types.Integer) and v == vec_of(a.dtype)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = context.get_value_type(sig.args[2])
+        ptr = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], [args[1]]), vty.as_pointer())
+        builder.store(args[2], ptr, align=a.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.void(a, i, v), codegen
+
+
+@intrinsic
+def splat(typingctx, x):
+    """The float ``x`` in every lane."""
+    vt = vec_of(x)
+    if vt is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.get_value_type(vt), args[0])
+    return vt(x), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` lane by lane, rounded once (``llvm.fma``)."""
+    if not (isinstance(a, Vec) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        name = "llvm.fma.v%df%d" % (ty.count, sig.args[0].dtype.bitwidth)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]), name)
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def add(typingctx, a, b):
+    """``a + b`` lane by lane."""
+    if not (isinstance(a, Vec) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+    return a(a, b), codegen
+
+
+@intrinsic
+def lane_sum(typingctx, v):
+    """The sum of the lanes, by a fixed tree: (l0 + l4) + (l2 + l6) + ... pairwise halves, every time."""
+    if not isinstance(v, Vec):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = sig.args[0].width
+        lanes = [builder.extract_element(args[0], ir.Constant(ir.IntType(32), i)) for i in range(n)]
+        while len(lanes) > 1:
+            h = len(lanes) // 2
+            lanes = [builder.fadd(lanes[i], lanes[i + h]) for i in range(h)]
+        return lanes[0]
+    return v.dtype(v), codegen

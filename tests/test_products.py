@@ -1,0 +1,178 @@
+"""The register-blocked products (engine/products.py) and the SIMD vectors they are built from (engine/simd.py).
+
+Each product is compared with a float64 NumPy product, on shapes that leave partial tiles in every dimension,
+and checked for the property the engine's symmetry guarantee rests on: identical units (or inputs) get
+bit-identical results wherever they fall in a tile.
+"""
+import numpy as np
+import pytest
+from numba import njit
+
+from fastmlp.engine import products as P
+from fastmlp.engine import simd
+from fastmlp.engine.mathfn import fma as fma1
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 2e-5, np.float64: 1e-13}
+
+
+def _rows(rng, n, Bt, dtype):
+    """``n`` rows of ``Bt`` values padded like the engine's rows, the padding filled with garbage."""
+    Bp = (Bt + 31) // 32 * 32
+    a = rng.standard_normal((n, Bp)).astype(dtype)
+    a[:, Bt:] = np.nan
+    return a
+
+
+@njit
+def _forward(p, fi, fo, inp, out, Bc, zero):
+    P.product(p, 0, fi, 1, fi * fo, zero, fo, fi, inp, 0, out, 0, Bc)
+
+
+@njit
+def _delta(p, fi, fo, D, out, Bc, zero):
+    P.product(p, 0, 1, fi, -1, zero, fi, fo, D, 0, out, 0, Bc)
+
+
+@njit
+def _grad(D, fo, inp, fi, Bt, G, zero, by_inputs, AT, tmp):
+    P.weight_grad(D, 0, fo, inp, 0, fi, Bt, G, 0, fo * fi, zero, by_inputs, AT, tmp)
+
+
+def _grad_buffers(fi, Bt, dtype):
+    Bp = (Bt + 31) // 32 * 32
+    AT = np.full((Bp, P.at_columns(fi, np.dtype(dtype).itemsize)), np.nan, dtype)
+    return AT, np.empty(32, dtype)
+
+
+SHAPES = [(1, 1, 1), (7, 4, 891), (4, 1, 891), (1, 4, 33), (5, 9, 17), (64, 64, 128), (13, 6, 100), (64, 10, 7)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fi,fo,Bt", SHAPES)
+def test_forward_and_delta_products_match_numpy(fi, fo, Bt, dtype):
+    rng = np.random.default_rng(fi * 100 + fo)
+    p = rng.standard_normal(fi * fo + fo).astype(dtype)
+    Wm, b = p[:fi * fo].reshape(fo, fi).astype(np.float64), p[fi * fo:].astype(np.float64)
+    x = _rows(rng, fi, Bt, dtype)
+    Bc = P.tile_columns(Bt, np.dtype(dtype).itemsize)
+    assert Bt <= Bc <= x.shape[1]
+    out = np.full((fo, x.shape[1]), np.nan, dtype)
+    _forward(p, fi, fo, x, out, Bc, dtype(0))
+    want = Wm @ x[:, :Bt].astype(np.float64) + b[:, None]
+    np.testing.assert_allclose(out[:, :Bt], want, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(want).max())
+    d = _rows(rng, fo, Bt, dtype)
+    back = np.full((fi, d.shape[1]), np.nan, dtype)
+    _delta(p, fi, fo, d, back, Bc, dtype(0))
+    want = Wm.T @ d[:, :Bt].astype(np.float64)
+    np.testing.assert_allclose(back[:, :Bt], want, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("by_inputs", [False, True])
+@pytest.mark.parametrize("fi,fo,Bt", SHAPES)
+def test_weight_gradient_kernels_match_numpy(fi, fo, Bt, by_inputs, dtype):
+    rng = np.random.default_rng(fi * 100 + fo)
+    x, d = _rows(rng, fi, Bt, dtype), _rows(rng, fo, Bt, dtype)
+    G = np.full(fo * fi + fo, np.nan, dtype)
+    _grad(d, fo, x, fi, Bt, G, dtype(0), by_inputs, *_grad_buffers(fi, Bt, dtype))
+    x64, d64 = x[:, :Bt].astype(np.float64), d[:, :Bt].astype(np.float64)
+    scale = np.abs(d64).sum(1, keepdims=True) * np.abs(x64).max()  # bounds each sum's rounding error
+    err_w = np.abs(G[:fo * fi].reshape(fo, fi) - d64 @ x64.T)
+    err_b = np.abs(G[fo * fi:] - d64.sum(1))
+    assert np.all(err_w <= TOL[dtype] * scale), err_w.max()
+    assert np.all(err_b <= TOL[dtype] * scale[:, 0]), err_b.max()
+
+
+def _duplicate(a, src, dst):
+    a = a.copy()
+    a[dst] = a[src]
+    return a
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_identical_units_get_identical_bits_in_every_tile_position(dtype):
+    """Unit 1 (inside a tile of 4) and unit 8 (alone, past the last whole tile) are given the same weights;
+    their outputs must be the same bits, in the forward product, the delta and both gradient kernels."""
+    fi, fo, Bt = 11, 9, 77
+    rng = np.random.default_rng(5)
+    Wm = _duplicate(rng.standard_normal((fo, fi)), 1, 8)
+    b = _duplicate(rng.standard_normal(fo), 1, 8)
+    p = np.concatenate([Wm.ravel(), b]).astype(dtype)
+    x = _rows(rng, fi, Bt, dtype)
+    Bc = P.tile_columns(Bt, np.dtype(dtype).itemsize)
+    out = np.zeros((fo, x.shape[1]), dtype)
+    _forward(p, fi, fo, x, out, Bc, dtype(0))
+    assert np.array_equal(out[1, :Bt], out[8, :Bt]) and not np.array_equal(out[1, :Bt], out[2, :Bt])
+
+    # the delta: inputs 2 (in a tile) and 9 (in the last, partial tile) have the same outgoing weights
+    p2 = np.concatenate([_duplicate(Wm.T, 2, 9).T.ravel(), b]).astype(dtype)
+    d = _rows(rng, fo, Bt, dtype)
+    back = np.zeros((fi, d.shape[1]), dtype)
+    _delta(p2, fi, fo, d, back, Bc, dtype(0))
+    assert np.array_equal(back[2, :Bt], back[9, :Bt])
+
+    # gradients: identical delta rows (units 1 and 8) and identical input rows (inputs 2 and 9)
+    d = _duplicate(d, 1, 8)
+    x = _duplicate(x, 2, 9)
+    for by_inputs in (False, True):
+        G = np.zeros(fo * fi + fo, dtype)
+        _grad(d, fo, x, fi, Bt, G, dtype(0), by_inputs, *_grad_buffers(fi, Bt, dtype))
+        g = G[:fo * fi].reshape(fo, fi)
+        assert np.array_equal(g[1], g[8]) and np.array_equal(g[:, 2], g[:, 9])
+        assert G[fo * fi + 1] == G[fo * fi + 8]
+
+
+def test_the_gradient_kernel_choice_follows_the_workloads():
+    """W2's 64 -> 64 layers at a minibatch of 128 take vectors along the inputs; W1's layers (891 samples, 7 -> 4
+    and 4 -> 1) along the samples (bench/NOTES.md, change 20, gives the timings behind the cost model)."""
+    for itemsize in (4, 8):
+        assert P.along_inputs(64, 64, 128, itemsize)
+        assert not P.along_inputs(4, 7, 891, itemsize)
+        assert not P.along_inputs(1, 4, 891, itemsize)
+
+
+@njit
+def _vector_ops(a, b, c, out, sums, p):
+    W = simd.BYTES // a.itemsize
+    for s in range(0, a.shape[1], W):
+        v = simd.fma(simd.load(a, 0, s), simd.load(b, 0, s), simd.load(c, 0, s))
+        simd.store(out, 0, s, v)
+        simd.store(out, 1, s, simd.add(simd.broadcast(a, 0, s), simd.broadcast_flat(p, 0)))
+        simd.store_flat(sums, s, simd.splat(simd.lane_sum(v)))
+
+
+@njit
+def _scalar_fma(a, b, c):
+    out = np.empty_like(a)
+    for i in range(a.size):
+        out[i] = fma1(a[i], b[i], c[i])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_primitives(dtype):
+    W = simd.width(np.dtype(dtype))
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal((1, 4 * W)).astype(dtype) for _ in range(3))
+    p = np.array([0.25], dtype)
+    out = np.zeros((2, 4 * W), dtype)
+    sums = np.zeros(4 * W, dtype)
+    _vector_ops(a, b, c, out, sums, p)
+    fused = _scalar_fma(a[0], b[0], c[0])
+    assert np.array_equal(out[0], fused)  # every lane rounded once, like the scalar fma
+    assert np.array_equal(out[1], np.repeat(a[0, ::W], W) + p[0])
+    for s in range(0, 4 * W, W):
+        lanes = fused[s:s + W]
+        while lanes.size > 1:  # the documented tree: pairwise halves
+            lanes = lanes[:lanes.size // 2] + lanes[lanes.size // 2:]
+        assert np.all(sums[s:s + W] == lanes[0])
+
+
+def test_vector_accessors_reject_what_they_cannot_read():
+    @njit
+    def load_from_1d(a):
+        return simd.lane_sum(simd.load(a, 0, 0))
+
+    with pytest.raises(Exception, match="load"):
+        load_from_1d(np.zeros(8))

@@ -42,54 +42,120 @@ def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc)
 
     ``init_u`` is ``p[bias0 + u]``, or ``zero`` when ``bias0 < 0``. Forward: ``wbase = w0, su = fan_in, sr =
     1``; delta to the layer below: ``wbase = w0, su = 1, sr = fan_in``, no bias. The sum is a chain of fused
-    multiply-adds in the order of ``r``, the same for every unit. ``out`` rows must not be ``inp`` rows.
+    multiply-adds in the order of ``r``, the same for every unit, in tiles of 6 units (12 chains: enough to
+    hide the fused multiply-add's latency), then 4, then 1. ``out`` rows must not be ``inp`` rows.
     """
+    j = 0
+    while j + 6 <= n_out:
+        _product6(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        j += 6
+    while j + 4 <= n_out:
+        _product4(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        j += 4
+    while j < n_out:
+        _product1(p, wbase + j * su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        j += 1
+
+
+@njit(**_jit)
+def _init(p, i, zero):
+    return broadcast_flat(p, i) if i >= 0 else splat(zero)
+
+
+@njit(**_jit)
+def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+    """Six units of ``product`` (the weights of unit ``u`` start at ``wa + u su``, its bias at ``bias0 + u``)."""
     W = BYTES // p.itemsize
-    for j in range(0, n_out - 3, 4):
-        wa = wbase + j * su
-        wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
-        for s in range(0, Bc, 2 * W):
-            if bias0 >= 0:
-                a0, b0, c0, d0 = (broadcast_flat(p, bias0 + j), broadcast_flat(p, bias0 + j + 1),
-                                  broadcast_flat(p, bias0 + j + 2), broadcast_flat(p, bias0 + j + 3))
-            else:
-                a0 = b0 = c0 = d0 = splat(zero)
-            a1, b1, c1, d1 = a0, b0, c0, d0
-            for r in range(n_sum):
-                x0 = load(inp, ir0 + r, s)
-                x1 = load(inp, ir0 + r, s + W)
-                w = broadcast_flat(p, wa + r * sr)
-                a0 = fma(w, x0, a0)
-                a1 = fma(w, x1, a1)
-                w = broadcast_flat(p, wb + r * sr)
-                b0 = fma(w, x0, b0)
-                b1 = fma(w, x1, b1)
-                w = broadcast_flat(p, wc + r * sr)
-                c0 = fma(w, x0, c0)
-                c1 = fma(w, x1, c1)
-                w = broadcast_flat(p, wd + r * sr)
-                d0 = fma(w, x0, d0)
-                d1 = fma(w, x1, d1)
-            o = or0 + j
-            store(out, o, s, a0)
-            store(out, o, s + W, a1)
-            store(out, o + 1, s, b0)
-            store(out, o + 1, s + W, b1)
-            store(out, o + 2, s, c0)
-            store(out, o + 2, s + W, c1)
-            store(out, o + 3, s, d0)
-            store(out, o + 3, s + W, d1)
-    for j in range(n_out - n_out % 4, n_out):  # the units past the last whole tile, one at a time
-        wa = wbase + j * su
-        for s in range(0, Bc, 2 * W):
-            a0 = broadcast_flat(p, bias0 + j) if bias0 >= 0 else splat(zero)
-            a1 = a0
-            for r in range(n_sum):
-                w = broadcast_flat(p, wa + r * sr)
-                a0 = fma(w, load(inp, ir0 + r, s), a0)
-                a1 = fma(w, load(inp, ir0 + r, s + W), a1)
-            store(out, or0 + j, s, a0)
-            store(out, or0 + j, s + W, a1)
+    wb, wc, wd, we, wf = wa + su, wa + 2 * su, wa + 3 * su, wa + 4 * su, wa + 5 * su
+    for s in range(0, Bc, 2 * W):
+        a0 = a1 = _init(p, bias0, zero)
+        b0 = b1 = _init(p, bias0 + 1 if bias0 >= 0 else -1, zero)
+        c0 = c1 = _init(p, bias0 + 2 if bias0 >= 0 else -1, zero)
+        d0 = d1 = _init(p, bias0 + 3 if bias0 >= 0 else -1, zero)
+        e0 = e1 = _init(p, bias0 + 4 if bias0 >= 0 else -1, zero)
+        f0 = f1 = _init(p, bias0 + 5 if bias0 >= 0 else -1, zero)
+        for r in range(n_sum):
+            x0 = load(inp, ir0 + r, s)
+            x1 = load(inp, ir0 + r, s + W)
+            w = broadcast_flat(p, wa + r * sr)
+            a0 = fma(w, x0, a0)
+            a1 = fma(w, x1, a1)
+            w = broadcast_flat(p, wb + r * sr)
+            b0 = fma(w, x0, b0)
+            b1 = fma(w, x1, b1)
+            w = broadcast_flat(p, wc + r * sr)
+            c0 = fma(w, x0, c0)
+            c1 = fma(w, x1, c1)
+            w = broadcast_flat(p, wd + r * sr)
+            d0 = fma(w, x0, d0)
+            d1 = fma(w, x1, d1)
+            w = broadcast_flat(p, we + r * sr)
+            e0 = fma(w, x0, e0)
+            e1 = fma(w, x1, e1)
+            w = broadcast_flat(p, wf + r * sr)
+            f0 = fma(w, x0, f0)
+            f1 = fma(w, x1, f1)
+        store(out, o, s, a0)
+        store(out, o, s + W, a1)
+        store(out, o + 1, s, b0)
+        store(out, o + 1, s + W, b1)
+        store(out, o + 2, s, c0)
+        store(out, o + 2, s + W, c1)
+        store(out, o + 3, s, d0)
+        store(out, o + 3, s + W, d1)
+        store(out, o + 4, s, e0)
+        store(out, o + 4, s + W, e1)
+        store(out, o + 5, s, f0)
+        store(out, o + 5, s + W, f1)
+
+
+@njit(**_jit)
+def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+    """Four units of ``product``."""
+    W = BYTES // p.itemsize
+    wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
+    for s in range(0, Bc, 2 * W):
+        a0 = a1 = _init(p, bias0, zero)
+        b0 = b1 = _init(p, bias0 + 1 if bias0 >= 0 else -1, zero)
+        c0 = c1 = _init(p, bias0 + 2 if bias0 >= 0 else -1, zero)
+        d0 = d1 = _init(p, bias0 + 3 if bias0 >= 0 else -1, zero)
+        for r in range(n_sum):
+            x0 = load(inp, ir0 + r, s)
+            x1 = load(inp, ir0 + r, s + W)
+            w = broadcast_flat(p, wa + r * sr)
+            a0 = fma(w, x0, a0)
+            a1 = fma(w, x1, a1)
+            w = broadcast_flat(p, wb + r * sr)
+            b0 = fma(w, x0, b0)
+            b1 = fma(w, x1, b1)
+            w = broadcast_flat(p, wc + r * sr)
+            c0 = fma(w, x0, c0)
+            c1 = fma(w, x1, c1)
+            w = broadcast_flat(p, wd + r * sr)
+            d0 = fma(w, x0, d0)
+            d1 = fma(w, x1, d1)
+        store(out, o, s, a0)
+        store(out, o, s + W, a1)
+        store(out, o + 1, s, b0)
+        store(out, o + 1, s + W, b1)
+        store(out, o + 2, s, c0)
+        store(out, o + 2, s + W, c1)
+        store(out, o + 3, s, d0)
+        store(out, o + 3, s + W, d1)
+
+
+@njit(**_jit)
+def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+    """One unit of ``product``."""
+    W = BYTES // p.itemsize
+    for s in range(0, Bc, 2 * W):
+        a0 = a1 = _init(p, bias0, zero)
+        for r in range(n_sum):
+            w = broadcast_flat(p, wa + r * sr)
+            a0 = fma(w, load(inp, ir0 + r, s), a0)
+            a1 = fma(w, load(inp, ir0 + r, s + W), a1)
+        store(out, o, s, a0)
+        store(out, o, s + W, a1)
 
 
 @njit(inline="always", **_jit)

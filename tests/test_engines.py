@@ -66,6 +66,22 @@ def test_everything_at_once_with_per_network_hyperparameters(dtype, optimizer):
              weight_decay=[0.0, 0.01, 0.1], dropout=[0.0, 0.1, 0.5])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_wide_layers_use_both_weight_gradient_kernels(dtype):
+    """Layers of 40 and 13 units at minibatch 32 (and a short last batch of 26) take the weight-gradient kernel
+    that runs along the inputs; the 13 -> 3 output layer the one along the samples (engine/products.py)."""
+    from fastmlp.engine.products import along_inputs
+    itemsize = np.dtype(dtype).itemsize
+    assert along_inputs(40, 20, 32, itemsize) and along_inputs(13, 40, 32, itemsize)
+    assert not along_inputs(3, 13, 32, itemsize)
+    rs = np.random.default_rng(11)
+    X = rs.normal(size=(90, 20))
+    y = rs.integers(0, 3, 90)
+    net = Network(20, (40, 13), 3, "tanh", "softmax")
+    tr = Training("adam", lr=0.01, steps=12, batch_size=32, dropout=0.2, record_every=2)
+    _compare(net, X, y, tr, dtype)
+
+
 def test_single_layer_model():
     rs = np.random.default_rng(10)
     X, y, k = _problem("sigmoid", rs)

@@ -8,8 +8,9 @@ change 18). ``load(row, s, scope)`` and ``store(row, s, value, scope)`` are plai
 LLVM's scoped no-alias metadata: an access in one scope never aliases an access in another, so the checks go.
 
 The scopes are a promise the caller keeps: rows accessed under different scopes are different rows. The
-engine's loops read the layer below (``IN``) and write the layer being computed (``OUT0``, ``OUT1``: two units
-per pass), which are distinct rows by construction.
+products that used them first are SIMD kernels now (``products.py``: no vectoriser, so no checks); the
+engine's element-wise loops that read one row and write another (the derivative pass after the delta) use
+``IN`` and ``OUT0``. ``OUT1`` is a second output scope for loops that write two rows.
 """
 from llvmlite import ir
 from numba import types

@@ -169,6 +169,21 @@ def test_vector_primitives(dtype):
         assert np.all(sums[s:s + W] == lanes[0])
 
 
+@njit
+def _transpose(inp, ir0, n, Bt, AT):
+    P.transpose(inp, ir0, n, Bt, AT)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,Bt", [(64, 128), (13, 77), (3, 5), (8, 891)])
+def test_transpose_in_register_blocks_and_one_by_one(n, Bt, dtype):
+    rng = np.random.default_rng(n + Bt)
+    inp = _rows(rng, n + 3, Bt, dtype)
+    AT = np.full((inp.shape[1], P.at_columns(n, np.dtype(dtype).itemsize)), np.nan, dtype)
+    _transpose(inp, 2, n, Bt, AT)
+    assert np.array_equal(AT[:Bt, :n], inp[2:2 + n, :Bt].T)
+
+
 def test_vector_accessors_reject_what_they_cannot_read():
     @njit
     def load_from_1d(a):

@@ -4,16 +4,18 @@ Three products per layer and step, on feature-major rows (``(units, samples)``):
 
 * ``product``: ``out[j] = b[j] + sum_r W[j, r] in[r]`` (the forward pass) and ``out[k] = sum_j W[j, k] in[j]``
   (the delta backpropagated to the layer below), one kernel with the weights' strides as arguments. A tile of
-  4 output units x 2 vectors of samples is held in 8 vector registers for the whole sum; each input vector
-  loaded is used by 4 units, each weight is broadcast from memory.
-* ``weight_grad``: ``G[j, k] = sum_s D[j, s] in[k, s]`` and ``G[b_j] = sum_s D[j, s]``: a tile of 4 units x
-  2 inputs, 8 vector accumulators along the samples, then each one's lanes summed.
+  6 (then 4, then 1) output units x 2 vectors of samples is held in registers for the whole sum; each input
+  vector loaded serves every unit of the tile, each weight is broadcast from memory.
+* ``weight_grad``: ``G[j, k] = sum_s D[j, s] in[k, s]`` and ``G[b_j] = sum_s D[j, s]``, by one of two kernels
+  (``along_inputs`` chooses per layer): vectors along the samples, a tile of 4 units x 2 inputs whose vector
+  accumulators' lanes are summed at the end (long rows); or vectors along the inputs, after transposing the
+  layer's input, a tile of 4 units x 2 vectors of inputs, one chain per (unit, input) (short minibatches).
 
 Identical units must stay bit-identical, so every output of a kernel is computed by the same sequence of
 operations whatever its place in a tile: a sum is a chain of fused multiply-adds in the order of its terms
-(forward, delta), or lane-wise chains along the samples, a fixed tree over the lanes and the remaining samples
-in order (gradient). Units past the last tile run in a one-unit tile doing the same operations (forward,
-delta); a gradient tile that overhangs the layer recomputes its last unit or input and drops the copy.
+(forward, delta, gradient along the inputs), or lane-wise chains along the samples, a fixed tree over the
+lanes and the remaining samples in order (gradient along the samples). A gradient tile that overhangs the
+layer recomputes its last unit or input and drops the copy.
 
 The forward and delta products run over ``Bc`` samples, ``Bt`` rounded up to whole tiles (rows are padded so
 that this stays inside them); the samples past ``Bt`` hold zeros or stale values, and nothing sums over them.
@@ -22,7 +24,8 @@ from numba import njit
 
 from .config import CACHE, JIT
 from .mathfn import fma as fma1
-from .simd import BYTES, add, broadcast, broadcast_flat, fma, lane_sum, load, splat, store, store_flat
+from .simd import (BYTES, add, broadcast, broadcast_flat, fma, lane_sum, load, splat, store, store_flat,
+                   transpose_block)
 
 _jit = dict(cache=CACHE, **JIT)
 
@@ -236,8 +239,17 @@ def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
 
 @njit(**_jit)
 def transpose(inp, ir0, n, Bt, AT):
-    """``AT[s, k] = inp[ir0 + k, s]`` for ``k < n``, ``s < Bt``."""
-    for k in range(n):
+    """``AT[s, k] = inp[ir0 + k, s]`` for ``k < n``, ``s < Bt`` (and, for whole blocks of W inputs, up to ``Bt``
+    rounded up to whole vectors: ``inp``'s rows are padded, ``AT`` has as many rows as they have values).
+
+    W x W blocks transposed in registers (``simd.transpose_block``); the last ``n mod W`` inputs one by one.
+    """
+    W = BYTES // AT.itemsize
+    n0 = n - n % W
+    for k in range(0, n0, W):
+        for s in range(0, Bt, W):
+            transpose_block(inp, ir0 + k, s, AT, k)
+    for k in range(n0, n):
         for s in range(Bt):
             AT[s, k] = inp[ir0 + k, s]
 

@@ -165,6 +165,48 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
+def transpose_block(typingctx, a, r, s, b, k):
+    """``b[s + j, k + i] = a[r + i, s + j]`` for ``i, j < W``: a W x W block transposed in registers (two
+    C-contiguous 2-D arrays; no bounds check).
+
+    W vector loads, log2(W) rounds of W interleaving shuffles (each round pairs vector ``i`` with ``i + W/2``
+    and interleaves their low and high halves: after log2(W) rounds vector ``j`` holds column ``j``), W stores.
+    """
+    if not (_is_matrix(a) and _is_matrix(b) and a.dtype == b.dtype
+            and all(isinstance(x, types.Integer) for x in (r, s, k))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aty, _, _, bty, _ = sig.args
+        vty = context.get_value_type(vec_of(aty.dtype))
+        n = vty.count
+        align = aty.dtype.bitwidth // 8
+        one = ir.Constant(args[1].type, 1)
+        rows, row = [], args[1]
+        for i in range(n):
+            ptr = _pointer(context, builder, aty, args[0], [row, args[2]])
+            rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+            row = builder.add(row, one)
+        h = n // 2
+        i32 = ir.IntType(32)
+        lo = ir.Constant(ir.VectorType(i32, n), [q // 2 + (q % 2) * n for q in range(n)])
+        hi = ir.Constant(ir.VectorType(i32, n), [h + q // 2 + (q % 2) * n for q in range(n)])
+        for _ in range(n.bit_length() - 1):
+            out = []
+            for i in range(h):
+                out.append(builder.shuffle_vector(rows[i], rows[i + h], lo))
+                out.append(builder.shuffle_vector(rows[i], rows[i + h], hi))
+            rows = out
+        row = args[2]
+        for j in range(n):
+            ptr = _pointer(context, builder, bty, args[3], [row, args[4]])
+            builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
+            row = builder.add(row, one)
+        return context.get_dummy_value()
+    return types.void(a, r, s, b, k), codegen
+
+
+@intrinsic
 def add(typingctx, a, b):
     """``a + b`` lane by lane."""
     if not (isinstance(a, Vec) and a == b):

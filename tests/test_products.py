@@ -92,25 +92,27 @@ def _duplicate(a, src, dst):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_identical_units_get_identical_bits_in_every_tile_position(dtype):
-    """Unit 1 (inside a tile of 4) and unit 8 (alone, past the last whole tile) are given the same weights;
-    their outputs must be the same bits, in the forward product, the delta and both gradient kernels."""
-    fi, fo, Bt = 11, 9, 77
+    """With 11 units the products run a tile of 6, one of 4 and a single unit. Units 1, 8 and 10 (one in each)
+    are given the same weights; their outputs must be the same bits, in the forward product, the delta and both
+    gradient kernels."""
+    fi, fo, Bt = 11, 11, 77
     rng = np.random.default_rng(5)
-    Wm = _duplicate(rng.standard_normal((fo, fi)), 1, 8)
-    b = _duplicate(rng.standard_normal(fo), 1, 8)
+    Wm = _duplicate(_duplicate(rng.standard_normal((fo, fi)), 1, 8), 1, 10)
+    b = _duplicate(_duplicate(rng.standard_normal(fo), 1, 8), 1, 10)
     p = np.concatenate([Wm.ravel(), b]).astype(dtype)
     x = _rows(rng, fi, Bt, dtype)
     Bc = P.tile_columns(Bt, np.dtype(dtype).itemsize)
     out = np.zeros((fo, x.shape[1]), dtype)
     _forward(p, fi, fo, x, out, Bc, dtype(0))
-    assert np.array_equal(out[1, :Bt], out[8, :Bt]) and not np.array_equal(out[1, :Bt], out[2, :Bt])
+    assert np.array_equal(out[1, :Bt], out[8, :Bt]) and np.array_equal(out[1, :Bt], out[10, :Bt])
+    assert not np.array_equal(out[1, :Bt], out[2, :Bt])
 
-    # the delta: inputs 2 (in a tile) and 9 (in the last, partial tile) have the same outgoing weights
-    p2 = np.concatenate([_duplicate(Wm.T, 2, 9).T.ravel(), b]).astype(dtype)
+    # the delta: inputs 2, 9 and 10 (one in each kind of tile) have the same outgoing weights
+    p2 = np.concatenate([_duplicate(_duplicate(Wm.T, 2, 9), 2, 10).T.ravel(), b]).astype(dtype)
     d = _rows(rng, fo, Bt, dtype)
     back = np.zeros((fi, d.shape[1]), dtype)
     _delta(p2, fi, fo, d, back, Bc, dtype(0))
-    assert np.array_equal(back[2, :Bt], back[9, :Bt])
+    assert np.array_equal(back[2, :Bt], back[9, :Bt]) and np.array_equal(back[2, :Bt], back[10, :Bt])
 
     # gradients: identical delta rows (units 1 and 8) and identical input rows (inputs 2 and 9)
     d = _duplicate(d, 1, 8)

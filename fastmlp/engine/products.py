@@ -48,8 +48,9 @@ def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc)
     multiply-adds in the order of ``r``, the same for every unit, in tiles of 6 units (12 chains: enough to
     hide the fused multiply-add's latency), then 4, then 1. ``out`` rows must not be ``inp`` rows.
     """
+    n6 = _tiles_of_six(n_out)
     j = 0
-    while j + 6 <= n_out:
+    while j < 6 * n6:
         _product6(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
         j += 6
     while j + 4 <= n_out:
@@ -58,6 +59,17 @@ def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc)
     while j < n_out:
         _product1(p, wbase + j * su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
         j += 1
+
+
+@njit(**_jit)
+def _tiles_of_six(n):
+    """How many tiles of 6 units to run before the tiles of 4 and the single units: as many as leave a
+    multiple of 4 (or the fewest units) for the rest, e.g. 64 = 10 x 6 + 4, 8 = 2 x 4 (not 6 + 1 + 1)."""
+    best = n // 6
+    for n6 in range(n // 6, max(-1, n // 6 - 3), -1):
+        if (n - 6 * n6) % 4 < (n - 6 * best) % 4:
+            best = n6
+    return best
 
 
 @njit(**_jit)

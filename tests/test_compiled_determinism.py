@@ -1,7 +1,11 @@
-"""A kernel compiled in this process and the same kernel loaded from the on-disk cache give identical bits.
+"""Where and how a kernel was compiled does not change its results.
 
-(With LLVM free to reassociate everywhere they did not: it rewrote ``0.5 + 0.5 t - y`` differently in the two
-contexts, so the first run of a grid and its resumed run disagreed in the last bit.)
+* A kernel compiled in this process and the same kernel loaded from the on-disk cache give identical bits.
+  (With LLVM free to reassociate everywhere they did not: it rewrote ``0.5 + 0.5 t - y`` differently in the two
+  contexts, so the first run of a grid and its resumed run disagreed in the last bit.)
+* The products' vectors are as wide as the host's (64 bytes with AVX-512, else 32: ``engine/simd.py``); a
+  machine of the other kind must get the same bits. ``FASTMLP_SIMD_BYTES`` forces the width (LLVM splits a
+  64-byte vector into two on a machine without AVX-512), so both run on any machine.
 """
 import os
 import subprocess
@@ -9,30 +13,58 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Small layers (the gradient along the samples, narrow vectors), and 40- and 33-unit layers at a minibatch of 50
+# (the gradient along the inputs and partial tiles of wide vectors).
 SCRIPT = """
 import sys, numpy as np
 from fastmlp import Init, Network, Training, init_batch, train_batch, data
 d = data.xor(n_samples=120)
 out = []
-for act, head in [("tanh", "sigmoid"), ("linear", "sigmoid"), ("relu", "identity")]:
-    net = Network(2, (6, 5), 1, act, head)
+for act, head, hidden, B in [("tanh", "sigmoid", (6, 5), 32), ("linear", "sigmoid", (6, 5), 32),
+                             ("relu", "identity", (6, 5), 32), ("tanh", "sigmoid", (40, 33), 50)]:
+    net = Network(2, hidden, 1, act, head)
     p0 = init_batch(net, [Init("he_normal", scale=s) for s in (0.5, 1.0, 2.0)], [0, 1, 2])
-    r = train_batch(net, d.X, d.y, p0, training=Training("momentum", lr=0.05, steps=40, batch_size=32, dropout=0.1),
+    r = train_batch(net, d.X, d.y, p0, training=Training("momentum", lr=0.05, steps=40, batch_size=B, dropout=0.1),
                     track_grad_norms=True)
     out += [r.params.ravel(), r.curves.ravel(), r.grad_norms.ravel()]
+from fastmlp.engine.config import VECTOR_BYTES
 np.save(sys.argv[1], np.concatenate(out))
+print(VECTOR_BYTES)
 """
 
 
-def test_fresh_compile_equals_cached_kernel(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+def _run(tmp_path, name, **env_vars):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT), **env_vars)
     env.pop("FASTMLP_NO_CACHE", None)
-    runs = []
-    for i in range(2):  # the first compiles and writes the cache, the second loads it
-        f = tmp_path / f"run{i}.npy"
-        subprocess.run([sys.executable, "-c", SCRIPT, str(f)], env=env, check=True, cwd=tmp_path)
-        runs.append(np.load(f))
+    if "FASTMLP_SIMD_BYTES" not in env_vars:
+        env.pop("FASTMLP_SIMD_BYTES", None)
+    f = tmp_path / f"{name}.npy"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(f)], env=env, check=True, cwd=tmp_path,
+                          capture_output=True, text=True)
+    return np.load(f), int(done.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """A run that compiles every kernel and writes the cache: (its results, the cache folder, its vector width)."""
+    tmp_path = tmp_path_factory.mktemp("compiled")
+    result, width = _run(tmp_path, "first")
+    return result, tmp_path, width
+
+
+def test_fresh_compile_equals_cached_kernel(first_run):
+    result, tmp_path, _ = first_run
     assert any((tmp_path / "cache").rglob("*.nbc")), "the first run should have written the cache"
-    assert np.array_equal(runs[0], runs[1], equal_nan=True)
+    cached, _ = _run(tmp_path, "cached")
+    assert np.array_equal(result, cached, equal_nan=True)
+
+
+def test_other_vector_width_gives_the_same_bits(first_run):
+    result, tmp_path, width = first_run
+    other = {32: 64, 64: 32}[width]
+    forced, forced_width = _run(tmp_path, f"width{other}", FASTMLP_SIMD_BYTES=str(other))
+    assert forced_width == other
+    assert np.array_equal(result, forced, equal_nan=True)

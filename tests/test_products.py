@@ -134,14 +134,19 @@ def test_the_gradient_kernel_choice_follows_the_workloads():
         assert not P.along_inputs(1, 4, 891, itemsize)
 
 
-@njit
-def _vector_ops(a, b, c, out, sums, p):
-    W = simd.BYTES // a.itemsize
-    for s in range(0, a.shape[1], W):
-        v = simd.fma(simd.load(a, 0, s), simd.load(b, 0, s), simd.load(c, 0, s))
-        simd.store(out, 0, s, v)
-        simd.store(out, 1, s, simd.add(simd.broadcast(a, 0, s), simd.broadcast_flat(p, 0)))
-        simd.store_flat(sums, s, simd.splat(simd.lane_sum(v)))
+def _vector_ops_of(vectors):
+    @njit
+    def vector_ops(a, b, c, out, sums, p):
+        W = vectors.BYTES // a.itemsize
+        for s in range(0, a.shape[1], W):
+            v = simd.fma(vectors.load(a, 0, s), vectors.load(b, 0, s), vectors.load(c, 0, s))
+            simd.store(out, 0, s, v)
+            simd.store(out, 1, s, simd.add(vectors.broadcast(a, 0, s), vectors.broadcast_flat(p, 0)))
+            simd.store_flat(sums, s, vectors.splat(simd.lane_sum(v)))
+    return vector_ops
+
+
+_VECTOR_OPS = {"narrow": _vector_ops_of(simd.narrow), "wide": _vector_ops_of(simd.wide)}
 
 
 @njit
@@ -153,14 +158,15 @@ def _scalar_fma(a, b, c):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_vector_primitives(dtype):
-    W = simd.width(np.dtype(dtype))
+@pytest.mark.parametrize("vectors", ["narrow", "wide"])
+def test_vector_primitives(dtype, vectors):
+    W = simd.width(np.dtype(dtype), getattr(simd, vectors).BYTES)
     rng = np.random.default_rng(1)
     a, b, c = (rng.standard_normal((1, 4 * W)).astype(dtype) for _ in range(3))
     p = np.array([0.25], dtype)
     out = np.zeros((2, 4 * W), dtype)
     sums = np.zeros(4 * W, dtype)
-    _vector_ops(a, b, c, out, sums, p)
+    _VECTOR_OPS[vectors](a, b, c, out, sums, p)
     fused = _scalar_fma(a[0], b[0], c[0])
     assert np.array_equal(out[0], fused)  # every lane rounded once, like the scalar fma
     assert np.array_equal(out[1], np.repeat(a[0, ::W], W) + p[0])
@@ -189,7 +195,7 @@ def test_transpose_in_register_blocks_and_one_by_one(n, Bt, dtype):
 def test_vector_accessors_reject_what_they_cannot_read():
     @njit
     def load_from_1d(a):
-        return simd.lane_sum(simd.load(a, 0, 0))
+        return simd.lane_sum(simd.narrow.load(a, 0, 0))
 
     with pytest.raises(Exception, match="load"):
         load_from_1d(np.zeros(8))

@@ -18,3 +18,26 @@ JIT = dict(fastmath=False, error_model=ERROR_MODEL)
 JIT_REDUCE = dict(fastmath={"reassoc", "nsz"}, error_model=ERROR_MODEL)
 # Compiled kernels are cached on disk next to the package (or in NUMBA_CACHE_DIR), so a second process starts warm.
 CACHE = os.environ.get("FASTMLP_NO_CACHE", "") == ""
+
+
+def _vector_bytes():
+    """The widest SIMD vector of the CPU numba compiles for: 64 bytes with AVX-512, else 32."""
+    from numba.core import config as nconfig
+    if nconfig.CPU_FEATURES is not None:
+        features = set(nconfig.CPU_FEATURES.split(","))
+    elif nconfig.CPU_NAME in (None, "host"):
+        from llvmlite import binding
+        features = {"+" + k for k, v in binding.get_host_cpu_features().items() if v}
+    else:  # a named CPU without a feature list (e.g. "generic", for a portable cache)
+        features = set()
+    return 64 if "+avx512f" in features else 32
+
+
+# Width of the products' vectors (``simd.wide``). FASTMLP_SIMD_BYTES=32|64 forces it (tests compare the two;
+# results must not change). A forced width is not part of numba's cache key, so it also turns the cache off.
+_forced = os.environ.get("FASTMLP_SIMD_BYTES", "")
+if _forced not in ("", "32", "64"):
+    raise ValueError(f"FASTMLP_SIMD_BYTES must be 32 or 64, not {_forced!r}")
+VECTOR_BYTES = int(_forced) if _forced else _vector_bytes()
+if _forced:
+    CACHE = False

@@ -204,6 +204,16 @@ def _update(p, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
 
 
 @njit(**_jit)
+def _zeros_aligned(rows, cols, like):
+    """A C-contiguous (rows, cols) array of zeros of ``like``'s dtype whose start is aligned to 64 bytes (a whole
+    cache line, and an AVX-512 vector; numba aligns its arrays to 32 bytes)."""
+    n = rows * cols
+    buf = np.zeros(n + 64 // like.itemsize, dtype=like.dtype)
+    off = (-buf.ctypes.data) % 64 // like.itemsize
+    return buf[off:off + n].reshape(rows, cols)
+
+
+@njit(**_jit)
 def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
                    steps, batch_size, record_every, c, track, curves, diverged, gnorms):
     L = sizes.size - 1
@@ -227,17 +237,16 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     for l in range(L):
         roff[l] = rows
         rows += sizes[l + 1]
-    # Every row is padded to a multiple of 32 values, so that all rows start as aligned as the array (numba
-    # aligns to 32 bytes; with 891-sample rows most vector loads straddled two cache lines: bench/NOTES.md,
-    # change 16) and the forward and delta products can run over whole tiles of samples (``Bc`` of them). The
+    # Every row is padded to a multiple of 32 values, so that all rows start as aligned as the array (64 bytes:
+    # with 891-sample rows most vector loads straddled two cache lines: bench/NOTES.md, changes 16 and 23) and the forward and delta products can run over whole tiles of samples (``Bc`` of them). The
     # data are copied into such rows too. Zeros, so that the padding never holds a NaN or a denormal.
     Bpad = (Bmax + 31) // 32 * 32
-    H = np.zeros((rows, Bpad), dtype=params.dtype)
-    D = np.zeros((rows, Bpad), dtype=params.dtype)
-    A = np.zeros((rows if use_drop else 0, Bpad), dtype=params.dtype)
-    M = np.zeros((rows if use_drop else 0, Bpad), dtype=params.dtype)
-    xb = np.zeros((F, Bpad), dtype=X.dtype)
-    tb = np.zeros((K, Bpad), dtype=T.dtype)
+    H = _zeros_aligned(rows, Bpad, params)
+    D = _zeros_aligned(rows, Bpad, params)
+    A = _zeros_aligned(rows if use_drop else 0, Bpad, params)
+    M = _zeros_aligned(rows if use_drop else 0, Bpad, params)
+    xb = _zeros_aligned(F, Bpad, X)
+    tb = _zeros_aligned(K, Bpad, T)
     if full:
         xb[:, :S] = X
         tb[:, :S] = T
@@ -251,7 +260,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         by_inputs[l] = along_inputs(sizes[l + 1], sizes[l], Bmax, params.itemsize)
         if by_inputs[l]:
             fan_in = max(fan_in, sizes[l])
-    AT = np.zeros((Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize)), dtype=params.dtype)
+    AT = _zeros_aligned(Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize), params)
     tmp = np.empty(32, dtype=params.dtype)
     rows = np.empty((2, Bpad), dtype=params.dtype)  # softmax's per-sample max and sum
     V = np.zeros(P, dtype=params.dtype)

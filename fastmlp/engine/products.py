@@ -24,18 +24,17 @@ from numba import njit
 
 from .config import CACHE, JIT
 from .mathfn import fma as fma1
-from .simd import (BYTES, add, broadcast, broadcast_flat, fma, lane_sum, load, splat, store, store_flat,
-                   transpose_block)
+from .simd import add, fma, lane_sum, narrow, store, store_flat, wide
 
 _jit = dict(cache=CACHE, **JIT)
 
-TILE_SAMPLES = 2  # vectors of samples per tile: 16 float32 or 8 float64 samples
+TILE_SAMPLES = 2  # wide vectors of samples per tile: 16 float32 or 8 float64 samples per 32 bytes of vector
 
 
 @njit(**_jit)
 def tile_columns(Bt, itemsize):
     """``Bt`` rounded up to whole tiles of samples for values of ``itemsize`` bytes."""
-    n = TILE_SAMPLES * BYTES // itemsize
+    n = TILE_SAMPLES * wide.BYTES // itemsize
     return (Bt + n - 1) // n * n
 
 
@@ -74,13 +73,13 @@ def _tiles_of_six(n):
 
 @njit(**_jit)
 def _init(p, i, zero):
-    return broadcast_flat(p, i) if i >= 0 else splat(zero)
+    return wide.broadcast_flat(p, i) if i >= 0 else wide.splat(zero)
 
 
 @njit(**_jit)
 def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """Six units of ``product`` (the weights of unit ``u`` start at ``wa + u su``, its bias at ``bias0 + u``)."""
-    W = BYTES // p.itemsize
+    W = wide.BYTES // p.itemsize
     wb, wc, wd, we, wf = wa + su, wa + 2 * su, wa + 3 * su, wa + 4 * su, wa + 5 * su
     for s in range(0, Bc, 2 * W):
         a0 = a1 = _init(p, bias0, zero)
@@ -90,24 +89,24 @@ def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
         e0 = e1 = _init(p, bias0 + 4 if bias0 >= 0 else -1, zero)
         f0 = f1 = _init(p, bias0 + 5 if bias0 >= 0 else -1, zero)
         for r in range(n_sum):
-            x0 = load(inp, ir0 + r, s)
-            x1 = load(inp, ir0 + r, s + W)
-            w = broadcast_flat(p, wa + r * sr)
+            x0 = wide.load(inp, ir0 + r, s)
+            x1 = wide.load(inp, ir0 + r, s + W)
+            w = wide.broadcast_flat(p, wa + r * sr)
             a0 = fma(w, x0, a0)
             a1 = fma(w, x1, a1)
-            w = broadcast_flat(p, wb + r * sr)
+            w = wide.broadcast_flat(p, wb + r * sr)
             b0 = fma(w, x0, b0)
             b1 = fma(w, x1, b1)
-            w = broadcast_flat(p, wc + r * sr)
+            w = wide.broadcast_flat(p, wc + r * sr)
             c0 = fma(w, x0, c0)
             c1 = fma(w, x1, c1)
-            w = broadcast_flat(p, wd + r * sr)
+            w = wide.broadcast_flat(p, wd + r * sr)
             d0 = fma(w, x0, d0)
             d1 = fma(w, x1, d1)
-            w = broadcast_flat(p, we + r * sr)
+            w = wide.broadcast_flat(p, we + r * sr)
             e0 = fma(w, x0, e0)
             e1 = fma(w, x1, e1)
-            w = broadcast_flat(p, wf + r * sr)
+            w = wide.broadcast_flat(p, wf + r * sr)
             f0 = fma(w, x0, f0)
             f1 = fma(w, x1, f1)
         store(out, o, s, a0)
@@ -127,7 +126,7 @@ def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
 @njit(**_jit)
 def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """Four units of ``product``."""
-    W = BYTES // p.itemsize
+    W = wide.BYTES // p.itemsize
     wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
     for s in range(0, Bc, 2 * W):
         a0 = a1 = _init(p, bias0, zero)
@@ -135,18 +134,18 @@ def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
         c0 = c1 = _init(p, bias0 + 2 if bias0 >= 0 else -1, zero)
         d0 = d1 = _init(p, bias0 + 3 if bias0 >= 0 else -1, zero)
         for r in range(n_sum):
-            x0 = load(inp, ir0 + r, s)
-            x1 = load(inp, ir0 + r, s + W)
-            w = broadcast_flat(p, wa + r * sr)
+            x0 = wide.load(inp, ir0 + r, s)
+            x1 = wide.load(inp, ir0 + r, s + W)
+            w = wide.broadcast_flat(p, wa + r * sr)
             a0 = fma(w, x0, a0)
             a1 = fma(w, x1, a1)
-            w = broadcast_flat(p, wb + r * sr)
+            w = wide.broadcast_flat(p, wb + r * sr)
             b0 = fma(w, x0, b0)
             b1 = fma(w, x1, b1)
-            w = broadcast_flat(p, wc + r * sr)
+            w = wide.broadcast_flat(p, wc + r * sr)
             c0 = fma(w, x0, c0)
             c1 = fma(w, x1, c1)
-            w = broadcast_flat(p, wd + r * sr)
+            w = wide.broadcast_flat(p, wd + r * sr)
             d0 = fma(w, x0, d0)
             d1 = fma(w, x1, d1)
         store(out, o, s, a0)
@@ -162,13 +161,13 @@ def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
 @njit(**_jit)
 def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """One unit of ``product``."""
-    W = BYTES // p.itemsize
+    W = wide.BYTES // p.itemsize
     for s in range(0, Bc, 2 * W):
         a0 = a1 = _init(p, bias0, zero)
         for r in range(n_sum):
-            w = broadcast_flat(p, wa + r * sr)
-            a0 = fma(w, load(inp, ir0 + r, s), a0)
-            a1 = fma(w, load(inp, ir0 + r, s + W), a1)
+            w = wide.broadcast_flat(p, wa + r * sr)
+            a0 = fma(w, wide.load(inp, ir0 + r, s), a0)
+            a1 = fma(w, wide.load(inp, ir0 + r, s + W), a1)
         store(out, o, s, a0)
         store(out, o, s + W, a1)
 
@@ -189,18 +188,18 @@ def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
     the whole vectors of samples, then its lanes summed (``simd.lane_sum``), then the last ``Bt mod W``
     samples in order. Tiles overhanging the layer repeat its last unit or input, and the copies are dropped.
     """
-    W = BYTES // D.itemsize
+    W = narrow.BYTES // D.itemsize
     nv = Bt - Bt % W
     if fo == 1:
         for k in range(0, fi, 4):
             k1, k2, k3 = min(k + 1, fi - 1), min(k + 2, fi - 1), min(k + 3, fi - 1)
-            c0 = c1 = c2 = c3 = splat(zero)
+            c0 = c1 = c2 = c3 = narrow.splat(zero)
             for s in range(0, nv, W):
-                e = load(D, dr0, s)
-                c0 = fma(e, load(inp, ir0 + k, s), c0)
-                c1 = fma(e, load(inp, ir0 + k1, s), c1)
-                c2 = fma(e, load(inp, ir0 + k2, s), c2)
-                c3 = fma(e, load(inp, ir0 + k3, s), c3)
+                e = narrow.load(D, dr0, s)
+                c0 = fma(e, narrow.load(inp, ir0 + k, s), c0)
+                c1 = fma(e, narrow.load(inp, ir0 + k1, s), c1)
+                c2 = fma(e, narrow.load(inp, ir0 + k2, s), c2)
+                c3 = fma(e, narrow.load(inp, ir0 + k3, s), c3)
             G[w0 + k] = _dot_tail(D, dr0, inp, ir0 + k, nv, Bt, lane_sum(c0))
             if k + 1 < fi:
                 G[w0 + k1] = _dot_tail(D, dr0, inp, ir0 + k1, nv, Bt, lane_sum(c1))
@@ -214,20 +213,20 @@ def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
             ra, rb, rc, rd = dr0 + j, dr0 + j1, dr0 + j2, dr0 + j3
             for k in range(0, fi, 2):
                 k1 = min(k + 1, fi - 1)
-                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = splat(zero)
+                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = narrow.splat(zero)
                 for s in range(0, nv, W):
-                    x0 = load(inp, ir0 + k, s)
-                    x1 = load(inp, ir0 + k1, s)
-                    e = load(D, ra, s)
+                    x0 = narrow.load(inp, ir0 + k, s)
+                    x1 = narrow.load(inp, ir0 + k1, s)
+                    e = narrow.load(D, ra, s)
                     a0 = fma(e, x0, a0)
                     a1 = fma(e, x1, a1)
-                    e = load(D, rb, s)
+                    e = narrow.load(D, rb, s)
                     b0 = fma(e, x0, b0)
                     b1 = fma(e, x1, b1)
-                    e = load(D, rc, s)
+                    e = narrow.load(D, rc, s)
                     c0 = fma(e, x0, c0)
                     c1 = fma(e, x1, c1)
-                    e = load(D, rd, s)
+                    e = narrow.load(D, rd, s)
                     d0 = fma(e, x0, d0)
                     d1 = fma(e, x1, d1)
                 ka, kb = ir0 + k, ir0 + k1
@@ -256,11 +255,11 @@ def transpose(inp, ir0, n, Bt, AT):
 
     W x W blocks transposed in registers (``simd.transpose_block``); the last ``n mod W`` inputs one by one.
     """
-    W = BYTES // AT.itemsize
+    W = wide.BYTES // AT.itemsize
     n0 = n - n % W
     for k in range(0, n0, W):
         for s in range(0, Bt, W):
-            transpose_block(inp, ir0 + k, s, AT, k)
+            wide.transpose_block(inp, ir0 + k, s, AT, k)
     for k in range(n0, n):
         for s in range(Bt):
             AT[s, k] = inp[ir0 + k, s]
@@ -275,26 +274,26 @@ def _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp):
     in order: no sum across lanes. Units past the last whole tile run in one-unit tiles; the lanes past ``fi``
     compute on whatever ``AT`` holds there and are not stored (``tmp``, 2 vectors, takes a partial tile).
     """
-    W = BYTES // D.itemsize
+    W = wide.BYTES // D.itemsize
     for k in range(0, fi, 2 * W):
         n = min(2 * W, fi - k)
         for j in range(0, fo, 4):
             u = min(4, fo - j)
             if u == 4:
-                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = splat(zero)
+                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = wide.splat(zero)
                 for s in range(Bt):
-                    x0 = load(AT, s, k)
-                    x1 = load(AT, s, k + W)
-                    e = broadcast(D, dr0 + j, s)
+                    x0 = wide.load(AT, s, k)
+                    x1 = wide.load(AT, s, k + W)
+                    e = wide.broadcast(D, dr0 + j, s)
                     a0 = fma(e, x0, a0)
                     a1 = fma(e, x1, a1)
-                    e = broadcast(D, dr0 + j + 1, s)
+                    e = wide.broadcast(D, dr0 + j + 1, s)
                     b0 = fma(e, x0, b0)
                     b1 = fma(e, x1, b1)
-                    e = broadcast(D, dr0 + j + 2, s)
+                    e = wide.broadcast(D, dr0 + j + 2, s)
                     c0 = fma(e, x0, c0)
                     c1 = fma(e, x1, c1)
-                    e = broadcast(D, dr0 + j + 3, s)
+                    e = wide.broadcast(D, dr0 + j + 3, s)
                     d0 = fma(e, x0, d0)
                     d1 = fma(e, x1, d1)
                 g = w0 + j * fi + k
@@ -304,18 +303,18 @@ def _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp):
                 _store_pair(G, g + 3 * fi, d0, d1, n, tmp)
             else:
                 for jj in range(j, fo):
-                    a0 = a1 = splat(zero)
+                    a0 = a1 = wide.splat(zero)
                     for s in range(Bt):
-                        e = broadcast(D, dr0 + jj, s)
-                        a0 = fma(e, load(AT, s, k), a0)
-                        a1 = fma(e, load(AT, s, k + W), a1)
+                        e = wide.broadcast(D, dr0 + jj, s)
+                        a0 = fma(e, wide.load(AT, s, k), a0)
+                        a1 = fma(e, wide.load(AT, s, k + W), a1)
                     _store_pair(G, w0 + jj * fi + k, a0, a1, n, tmp)
 
 
 @njit(inline="always", **_jit)
 def _store_pair(G, g, v0, v1, n, tmp):
     """``G[g:g + n]`` = the first ``n`` lanes of the vectors ``v0``, ``v1``."""
-    W = BYTES // G.itemsize
+    W = wide.BYTES // G.itemsize
     if n == 2 * W:
         store_flat(G, g, v0)
         store_flat(G, g + W, v1)
@@ -330,18 +329,18 @@ def _store_pair(G, g, v0, v1, n, tmp):
 def along_inputs(fo, fi, Bt, itemsize):
     """Whether ``weight_grad`` should take vectors along the inputs: a cost model in cycles, fitted to both
     kernels timed alone on one core (bench/NOTES.md, change 20)."""
-    W = BYTES // itemsize
-    cost_samples = (fo + 3) // 4 * ((fi + 1) // 2) * (40 + 8 * ((Bt + W - 1) // W))
-    cost_inputs = 1.5 * fi * Bt + (fo + 3) // 4 * ((fi + 2 * W - 1) // (2 * W)) * 5.5 * Bt
+    Wn, Ww = narrow.BYTES // itemsize, wide.BYTES // itemsize
+    cost_samples = (fo + 3) // 4 * ((fi + 1) // 2) * (40 + 8 * ((Bt + Wn - 1) // Wn))
+    cost_inputs = 1.5 * fi * Bt + (fo + 3) // 4 * ((fi + 2 * Ww - 1) // (2 * Ww)) * 5.5 * Bt
     return cost_inputs < cost_samples
 
 
 @njit(**_jit)
 def at_columns(fan_in, itemsize):
-    """Columns of the transposed input ``AT``: whole tiles of inputs, plus 32 bytes so that the row stride is
-    not a multiple of 64 bytes (rows 256 or 512 bytes apart fall into a few cache sets; the transpose, which
-    writes down a column, ran 3-4x slower)."""
-    return (fan_in + 31) // 32 * 32 + BYTES // itemsize
+    """Columns of the transposed input ``AT``: whole tiles of inputs, plus one wide vector so that the row
+    stride is not a multiple of 128 bytes (rows 256 or 512 bytes apart fall into a few cache sets; the
+    transpose, which writes down a column, ran 3-4x slower) and rows stay aligned to whole vectors."""
+    return (fan_in + 31) // 32 * 32 + wide.BYTES // itemsize
 
 
 @njit(**_jit)
@@ -359,12 +358,12 @@ def weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, bias0, zero, by_inputs, AT,
         _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp)
     else:
         _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero)
-    W = BYTES // D.itemsize
+    W = narrow.BYTES // D.itemsize
     nv = Bt - Bt % W
     for j in range(fo):
-        acc = splat(zero)
+        acc = narrow.splat(zero)
         for s in range(0, nv, W):
-            acc = add(acc, load(D, dr0 + j, s))
+            acc = add(acc, narrow.load(D, dr0 + j, s))
         b = lane_sum(acc)
         for s in range(nv, Bt):
             b += D[dr0 + j, s]

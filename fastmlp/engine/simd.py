@@ -5,22 +5,34 @@ written with scalars is vectorised along one loop and streams rows through memor
 eight inputs spills its weights and reaches ~30 % of a core's peak (bench/NOTES.md, "What bounds W2"). With a
 vector type the products can be written like a BLAS micro-kernel instead: a tile of accumulators held in
 registers for all of a sum's terms, each loaded input vector used by several units, the weights broadcast
-from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>``: 32 bytes, 8 float32 or 4 float64 lanes.
+from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 or 64 bytes.
 
-The width is fixed at 32 bytes (AVX2, also two NEON registers), not taken from the host: the products
-accumulate lane by lane and then sum the lanes, so a width chosen per machine would change the weight
-gradients' bits from one machine to the next. Arithmetic is ``llvm.fma`` (rounded once): a lane, a scalar, a
-fresh compile and the on-disk cache give the same bits.
+Two widths, each a namespace of the functions that make vectors (``load``, ``broadcast``, ``broadcast_flat``,
+``splat``, ``transpose_block``; the others take any ``Vec``):
+
+* ``narrow``: 32 bytes (AVX2, two NEON registers) on every machine, for kernels whose results depend on the
+  width: a sum accumulated lane by lane and then across the lanes (the weight gradient along the samples)
+  would get other bits with other lanes, so its width is not taken from the host.
+* ``wide``: the host's widest vector (64 bytes with AVX-512, else 32; ``config.VECTOR_BYTES``), for kernels
+  whose lanes never meet (a lane is a sample, or an input, with its own chain of fused multiply-adds): their
+  bits do not depend on the width, and AVX-512 doubles what a core can do per cycle.
+
+Arithmetic is ``llvm.fma`` (rounded once): a lane, a scalar, a fresh compile and the on-disk cache give the
+same bits.
 
 Loads and stores do no bounds checks, and ``load``/``store`` read and write a whole vector: the caller keeps
-``s + WIDTH <= row length``.
+``s + W <= row length``.
 """
+from types import ModuleType
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-BYTES = 32  # the vector's size: 8 float32 or 4 float64 lanes
+from .config import VECTOR_BYTES
+
+BYTES = 32  # the narrow vector's size: 8 float32 or 4 float64 lanes
 
 
 class Vec(types.Type):
@@ -38,16 +50,16 @@ class _VecModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.width))
 
 
-def vec_of(dtype):
-    """The ``Vec`` type for a numba float type (``None`` for anything else)."""
+def vec_of(dtype, nbytes=BYTES):
+    """The ``Vec`` type of ``nbytes`` bytes for a numba float type (``None`` for anything else)."""
     if dtype not in (types.float32, types.float64):
         return None
-    return Vec(dtype, BYTES // (dtype.bitwidth // 8))
+    return Vec(dtype, nbytes // (dtype.bitwidth // 8))
 
 
-def width(dtype):
-    """Lanes per vector for a NumPy float dtype (8 for float32, 4 for float64)."""
-    return BYTES // dtype.itemsize
+def width(dtype, nbytes=BYTES):
+    """Lanes per vector of ``nbytes`` bytes for a NumPy float dtype (8 float32 or 4 float64 in 32 bytes)."""
+    return nbytes // dtype.itemsize
 
 
 def _is_matrix(a):
@@ -69,25 +81,114 @@ def _splat(builder, vty, x):
     return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined), mask)
 
 
-@intrinsic
-def load(typingctx, a, r, s):
-    """``a[r, s:s + W]`` of a C-contiguous 2-D array as a vector (no bounds check)."""
-    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
-        return None
-    vt = vec_of(a.dtype)
+def _makers(nbytes):
+    """The functions that make vectors of ``nbytes`` bytes, as a namespace numba code can call into."""
 
-    def codegen(context, builder, sig, args):
-        vty = context.get_value_type(vt)
-        ptr = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], args[1:]), vty.as_pointer())
-        return builder.load(ptr, align=a.dtype.bitwidth // 8)
-    return vt(a, r, s), codegen
+    @intrinsic
+    def load(typingctx, a, r, s):
+        """``a[r, s:s + W]`` of a C-contiguous 2-D array as a vector (no bounds check)."""
+        if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+            return None
+        vt = vec_of(a.dtype, nbytes)
+
+        def codegen(context, builder, sig, args):
+            vty = context.get_value_type(vt)
+            ptr = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], args[1:]), vty.as_pointer())
+            return builder.load(ptr, align=a.dtype.bitwidth // 8)
+        return vt(a, r, s), codegen
+
+    @intrinsic
+    def broadcast(typingctx, a, r, s):
+        """``a[r, s]`` of a C-contiguous 2-D array in every lane (no bounds check)."""
+        if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+            return None
+        vt = vec_of(a.dtype, nbytes)
+
+        def codegen(context, builder, sig, args):
+            x = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1:]))
+            return _splat(builder, context.get_value_type(vt), x)
+        return vt(a, r, s), codegen
+
+    @intrinsic
+    def broadcast_flat(typingctx, p, i):
+        """``p[i]`` of a 1-D array in every lane (no bounds check, no negative indices)."""
+        if not (_is_vector(p) and isinstance(i, types.Integer)):
+            return None
+        vt = vec_of(p.dtype, nbytes)
+
+        def codegen(context, builder, sig, args):
+            x = builder.load(_pointer(context, builder, sig.args[0], args[0], [args[1]]))
+            return _splat(builder, context.get_value_type(vt), x)
+        return vt(p, i), codegen
+
+    @intrinsic
+    def splat(typingctx, x):
+        """The float ``x`` in every lane."""
+        vt = vec_of(x, nbytes)
+        if vt is None:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return _splat(builder, context.get_value_type(vt), args[0])
+        return vt(x), codegen
+
+    @intrinsic
+    def transpose_block(typingctx, a, r, s, b, k):
+        """``b[s + j, k + i] = a[r + i, s + j]`` for ``i, j < W``: a W x W block transposed in registers (two
+        C-contiguous 2-D arrays; no bounds check).
+
+        W vector loads, log2(W) rounds of W interleaving shuffles (each round pairs vector ``i`` with ``i + W/2``
+        and interleaves their low and high halves: after log2(W) rounds vector ``j`` holds column ``j``), W stores.
+        """
+        if not (_is_matrix(a) and _is_matrix(b) and a.dtype == b.dtype
+                and all(isinstance(x, types.Integer) for x in (r, s, k))):
+            return None
+
+        def codegen(context, builder, sig, args):
+            aty, _, _, bty, _ = sig.args
+            vty = context.get_value_type(vec_of(aty.dtype, nbytes))
+            n = vty.count
+            align = aty.dtype.bitwidth // 8
+            one = ir.Constant(args[1].type, 1)
+            rows, row = [], args[1]
+            for i in range(n):
+                ptr = _pointer(context, builder, aty, args[0], [row, args[2]])
+                rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+                row = builder.add(row, one)
+            h = n // 2
+            i32 = ir.IntType(32)
+            lo = ir.Constant(ir.VectorType(i32, n), [q // 2 + (q % 2) * n for q in range(n)])
+            hi = ir.Constant(ir.VectorType(i32, n), [h + q // 2 + (q % 2) * n for q in range(n)])
+            for _ in range(n.bit_length() - 1):
+                out = []
+                for i in range(h):
+                    out.append(builder.shuffle_vector(rows[i], rows[i + h], lo))
+                    out.append(builder.shuffle_vector(rows[i], rows[i + h], hi))
+                rows = out
+            row = args[2]
+            for j in range(n):
+                ptr = _pointer(context, builder, bty, args[3], [row, args[4]])
+                builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
+                row = builder.add(row, one)
+            return context.get_dummy_value()
+        return types.void(a, r, s, b, k), codegen
+
+    space = ModuleType(f"{__name__}.vectors{nbytes}", f"Vectors of {nbytes} bytes.")
+    space.BYTES = nbytes
+    for f in (load, broadcast, broadcast_flat, splat, transpose_block):
+        setattr(space, f.__name__, f)
+    return space
+
+
+narrow = _makers(BYTES)
+wide = _makers(VECTOR_BYTES)
 
 
 @intrinsic
 def store(typingctx, a, r, s, v):
     """``a[r, s:s + W] = v`` for a C-contiguous 2-D array (no bounds check)."""
     if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)
-            and v == vec_of(a.dtype)):
+            and isinstance(v, Vec) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, sig, args):
@@ -99,35 +200,9 @@ def store(typingctx, a, r, s, v):
 
 
 @intrinsic
-def broadcast(typingctx, a, r, s):
-    """``a[r, s]`` of a C-contiguous 2-D array in every lane (no bounds check)."""
-    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
-        return None
-    vt = vec_of(a.dtype)
-
-    def codegen(context, builder, sig, args):
-        x = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1:]))
-        return _splat(builder, context.get_value_type(vt), x)
-    return vt(a, r, s), codegen
-
-
-@intrinsic
-def broadcast_flat(typingctx, p, i):
-    """``p[i]`` of a 1-D array in every lane (no bounds check, no negative indices)."""
-    if not (_is_vector(p) and isinstance(i, types.Integer)):
-        return None
-    vt = vec_of(p.dtype)
-
-    def codegen(context, builder, sig, args):
-        x = builder.load(_pointer(context, builder, sig.args[0], args[0], [args[1]]))
-        return _splat(builder, context.get_value_type(vt), x)
-    return vt(p, i), codegen
-
-
-@intrinsic
 def store_flat(typingctx, a, i, v):
     """``a[i:i + W] = v`` for a 1-D array (no bounds check)."""
-    if not (_is_vector(a) and isinstance(i, types.Integer) and v == vec_of(a.dtype)):
+    if not (_is_vector(a) and isinstance(i, types.Integer) and isinstance(v, Vec) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, sig, args):
@@ -136,18 +211,6 @@ def store_flat(typingctx, a, i, v):
         builder.store(args[2], ptr, align=a.dtype.bitwidth // 8)
         return context.get_dummy_value()
     return types.void(a, i, v), codegen
-
-
-@intrinsic
-def splat(typingctx, x):
-    """The float ``x`` in every lane."""
-    vt = vec_of(x)
-    if vt is None:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _splat(builder, context.get_value_type(vt), args[0])
-    return vt(x), codegen
 
 
 @intrinsic
@@ -162,48 +225,6 @@ def fma(typingctx, a, b, c):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]), name)
         return builder.call(fn, args)
     return a(a, b, c), codegen
-
-
-@intrinsic
-def transpose_block(typingctx, a, r, s, b, k):
-    """``b[s + j, k + i] = a[r + i, s + j]`` for ``i, j < W``: a W x W block transposed in registers (two
-    C-contiguous 2-D arrays; no bounds check).
-
-    W vector loads, log2(W) rounds of W interleaving shuffles (each round pairs vector ``i`` with ``i + W/2``
-    and interleaves their low and high halves: after log2(W) rounds vector ``j`` holds column ``j``), W stores.
-    """
-    if not (_is_matrix(a) and _is_matrix(b) and a.dtype == b.dtype
-            and all(isinstance(x, types.Integer) for x in (r, s, k))):
-        return None
-
-    def codegen(context, builder, sig, args):
-        aty, _, _, bty, _ = sig.args
-        vty = context.get_value_type(vec_of(aty.dtype))
-        n = vty.count
-        align = aty.dtype.bitwidth // 8
-        one = ir.Constant(args[1].type, 1)
-        rows, row = [], args[1]
-        for i in range(n):
-            ptr = _pointer(context, builder, aty, args[0], [row, args[2]])
-            rows.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
-            row = builder.add(row, one)
-        h = n // 2
-        i32 = ir.IntType(32)
-        lo = ir.Constant(ir.VectorType(i32, n), [q // 2 + (q % 2) * n for q in range(n)])
-        hi = ir.Constant(ir.VectorType(i32, n), [h + q // 2 + (q % 2) * n for q in range(n)])
-        for _ in range(n.bit_length() - 1):
-            out = []
-            for i in range(h):
-                out.append(builder.shuffle_vector(rows[i], rows[i + h], lo))
-                out.append(builder.shuffle_vector(rows[i], rows[i + h], hi))
-            rows = out
-        row = args[2]
-        for j in range(n):
-            ptr = _pointer(context, builder, bty, args[3], [row, args[4]])
-            builder.store(rows[j], builder.bitcast(ptr, vty.as_pointer()), align=align)
-            row = builder.add(row, one)
-        return context.get_dummy_value()
-    return types.void(a, r, s, b, k), codegen
 
 
 @intrinsic

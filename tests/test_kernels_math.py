@@ -1,9 +1,11 @@
 """The building blocks: the counter-based RNG and the vectorisable tanh."""
 import numpy as np
 import pytest
+from numba import njit
 
 from fastmlp import rng
-from fastmlp.engine.mathfn import elementwise
+from fastmlp.engine import cpu
+from fastmlp.engine.mathfn import elementwise, tanh_fast
 
 
 def test_rng_twins_agree_bit_for_bit():
@@ -88,3 +90,31 @@ def test_softmax_exp_and_log_accuracy(dtype, max_ulp):
     assert np.max(np.abs(got - exact)[nonzero] / np.abs(exact[nonzero])) <= max_ulp * ulp
     assert np.all(got[~nonzero] == 0)
     assert np.isnan(elementwise("log", np.array([np.nan], dtype))[0]) and np.isnan(elementwise("exp_neg", np.array([np.nan], dtype))[0])
+
+
+@njit
+def _scalar_sigmoid(x, half):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = half + half * tanh_fast(half * x[i])
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hidden_activations_on_vectors_equal_the_scalar_functions(dtype):
+    """The engine's hidden tanh and sigmoid run on whole SIMD vectors (``cpu._activate``); every lane must get the
+    scalar function's bits, or a unit's value would depend on its sample's place in a vector."""
+    rng_ = np.random.default_rng(3)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-310, -1e-310, 7.9053111, -7.9053111, 20.0, 19.99, 1e300, -5e-8]
+    with np.errstate(over="ignore"):
+        x = np.concatenate([rng_.uniform(-25, 25, 20_000), rng_.standard_normal(5_000) * 1e-3, special]).astype(dtype)
+    Bt = 127  # rows of 127 samples: every row ends in a partial vector
+    rows = -(-x.size // Bt)
+    x = np.concatenate([x, np.zeros(rows * Bt - x.size, dtype)])
+    c = np.array([0.5, 1.0, 0.01, 2.0, 0.0, 0.999, 1e-8], dtype)  # cpu's constants: _HALF, _ONE, ...
+    for act, scalar in [(cpu.ACT_CODES["tanh"], elementwise("tanh", x)),
+                        (cpu.ACT_CODES["sigmoid"], _scalar_sigmoid(x, dtype(0.5)))]:
+        H = np.zeros((rows, 128), dtype)
+        H[:, :Bt] = x.reshape(rows, Bt)
+        cpu._activate(H, 0, rows, Bt, act, c)
+        assert np.array_equal(H[:, :Bt].ravel(), scalar, equal_nan=True)

@@ -252,3 +252,56 @@ def lane_sum(typingctx, v):
             lanes = [builder.fadd(lanes[i], lanes[i + h]) for i in range(h)]
         return lanes[0]
     return v.dtype(v), codegen
+
+
+def _binary(op, doc):
+    @intrinsic
+    def f(typingctx, a, b):
+        if not (isinstance(a, Vec) and a == b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
+        return a(a, b), codegen
+    f.__doc__ = doc
+    return f
+
+
+sub = _binary("fsub", "``a - b`` lane by lane.")
+mul = _binary("fmul", "``a * b`` lane by lane.")
+div = _binary("fdiv", "``a / b`` lane by lane (IEEE division, correctly rounded).")
+
+
+@intrinsic
+def where_gt(typingctx, a, b, c, d):
+    """``c if a > b else d`` lane by lane (an ordered compare: a NaN in ``a`` or ``b`` selects ``d``), the
+    same as the scalar expression."""
+    if not (isinstance(a, Vec) and a == b == c == d):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[2], args[3])
+    return a(a, b, c, d), codegen
+
+
+def _llvm_call(builder, name, sig, args):
+    ty = args[0].type
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty] * len(args)),
+                                        "llvm.%s.v%df%d" % (name, ty.count, sig.args[0].dtype.bitwidth))
+    return builder.call(fn, args)
+
+
+@intrinsic
+def fabs(typingctx, a):
+    """``|a|`` lane by lane (``llvm.fabs``: the sign bit cleared)."""
+    if not isinstance(a, Vec):
+        return None
+    return a(a), lambda context, builder, sig, args: _llvm_call(builder, "fabs", sig, args)
+
+
+@intrinsic
+def copysign(typingctx, a, b):
+    """``|a|`` with the sign of ``b``, lane by lane (``llvm.copysign``)."""
+    if not (isinstance(a, Vec) and a == b):
+        return None
+    return a(a, b), lambda context, builder, sig, args: _llvm_call(builder, "copysign", sig, args)

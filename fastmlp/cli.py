@@ -346,6 +346,9 @@ def info():
     click.echo(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), threading layer: "
                f"{numba.config.THREADING_LAYER}")
     click.echo(f"cpu: {peak['description']}")
+    from .engine.config import VECTOR_BYTES
+    click.echo(f"simd: products on {VECTOR_BYTES}-byte vectors (FASTMLP_SIMD_BYTES=32|64 forces a width; "
+               f"results do not depend on it)")
     gpu = cuda_backend.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
 

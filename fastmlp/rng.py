@@ -57,7 +57,44 @@ def epoch_permutation(seed, epoch, n):
     keys = np.empty(n, dtype=np.uint64)
     for i in range(n):
         keys[i] = bits_at(key, i)
-    return np.argsort(keys)
+    return argsort_distinct(keys)
+
+
+@njit(cache=True)
+def argsort_distinct(keys):
+    """``np.argsort(keys)`` for distinct, uniformly random uint64 keys, in O(n).
+
+    A counting sort on the top ``ceil(log2 n)`` bits (about one key per bucket), then an insertion sort that only
+    moves keys within their bucket. With distinct keys the order is unique, so it equals any argsort. A
+    comparison sort of random keys mispredicts about every other branch: 157 us for 1797 keys, ~11 us per
+    step of a minibatch of 128 (bench/NOTES.md, change 25).
+    """
+    n = keys.size
+    order = np.arange(n)
+    if n < 2:
+        return order
+    bits = 1
+    while (1 << bits) < n:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    start = np.zeros((1 << bits) + 1, dtype=np.int64)
+    for i in range(n):
+        start[np.int64(keys[i] >> shift) + 1] += 1
+    for b in range(1 << bits):
+        start[b + 1] += start[b]
+    for i in range(n):
+        b = np.int64(keys[i] >> shift)
+        order[start[b]] = i
+        start[b] += 1
+    for i in range(1, n):
+        j = order[i]
+        k = keys[j]
+        m = i - 1
+        while m >= 0 and keys[order[m]] > k:
+            order[m + 1] = order[m]
+            m -= 1
+        order[m + 1] = j
+    return order
 
 
 # ---- NumPy twins (vectorised; used by the reference engine and by peers) ----

@@ -19,6 +19,21 @@ def test_rng_twins_agree_bit_for_bit():
         assert np.array_equal(rng.epoch_permutation(np.uint64(9), epoch, 37), rng.epoch_permutation_np(9, epoch, 37))
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 128, 891, 1797, 20_000])
+def test_epoch_permutation_equals_the_argsort_of_its_keys(n):
+    for epoch in range(3):
+        assert np.array_equal(rng.epoch_permutation(np.uint64(11), epoch, n), rng.epoch_permutation_np(11, epoch, n))
+
+
+def test_argsort_of_distinct_keys_that_crowd_one_bucket():
+    """Keys that are not uniform (all in the lowest bucket, or in two) still come out sorted, only more slowly."""
+    g = np.random.default_rng(4)
+    for keys in [np.arange(500, dtype=np.uint64) * np.uint64(3),
+                 np.concatenate([np.arange(200, dtype=np.uint64), np.uint64(2**63) + np.arange(200, dtype=np.uint64)])]:
+        keys = keys[g.permutation(keys.size)]
+        assert np.array_equal(rng.argsort_distinct(keys), np.argsort(keys))
+
+
 def test_uniforms_look_uniform():
     u = rng.uniform_np(rng.stream_key_np(1, 2), np.arange(200_000))
     assert 0 <= u.min() and u.max() < 1

@@ -16,7 +16,7 @@ from numba import njit, prange
 from . import simd
 from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
-from .products import along_inputs, at_columns, product, tile_columns, weight_grad
+from .products import along_inputs, at_columns, product, tile_columns, transpose, weight_grad
 from .rows import IN, OUT0, load, store
 from .simd import wide
 from .. import rng
@@ -227,11 +227,26 @@ def _zeros_aligned(rows, cols, like):
 
 
 @njit(**_jit)
+def _gather_batch(X, T, perm, a, Bt, xs, ts, xb, tb):
+    """Samples ``perm[a:a + Bt]`` of the sample-major ``X`` (S, F) and ``T`` (S, K) into the feature-major rows
+    ``xb`` / ``tb``, through the sample-major scratch rows ``xs`` / ``ts`` (rows padded to whole vectors)."""
+    F, K = X.shape[1], T.shape[1]
+    for s in range(Bt):
+        xrow, trow, i = xs[s], ts[s], perm[a + s]
+        for f in range(F):
+            xrow[f] = X[i, f]
+        for o in range(K):
+            trow[o] = T[i, o]
+    transpose(xs, 0, Bt, F, xb)
+    transpose(ts, 0, Bt, K, tb)
+
+
+@njit(**_jit)
 def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
                    steps, batch_size, record_every, c, track, curves, diverged, gnorms):
     L = sizes.size - 1
-    F, S = X.shape
-    K = T.shape[0]
+    S, F = X.shape
+    K = T.shape[1]
     P = params.shape[1]
     full = batch_size <= 0 or batch_size >= S
     Bmax = S if full else batch_size
@@ -258,11 +273,21 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     D = _zeros_aligned(rows, Bpad, params)
     A = _zeros_aligned(rows if use_drop else 0, Bpad, params)
     M = _zeros_aligned(rows if use_drop else 0, Bpad, params)
-    xb = _zeros_aligned(F, Bpad, X)
-    tb = _zeros_aligned(K, Bpad, T)
+    # The data come sample-major; a minibatch is copied row by row into xs / ts (contiguous copies, where picking
+    # its columns of feature-major data read a cache line per sample and feature: bench/NOTES.md, change 27),
+    # then transposed into the feature-major rows xb / tb that the products read. A full batch: once, directly.
+    Fpad = (F + 31) // 32 * 32
+    Kpad = (K + 31) // 32 * 32
+    xb = _zeros_aligned(Fpad, Bpad, X)
+    tb = _zeros_aligned(Kpad, Bpad, T)
+    xs = _zeros_aligned(0 if full else Bpad, Fpad, X)
+    ts = _zeros_aligned(0 if full else Bpad, Kpad, T)
     if full:
-        xb[:, :S] = X
-        tb[:, :S] = T
+        for s in range(S):
+            for f in range(F):
+                xb[f, s] = X[s, f]
+            for o in range(K):
+                tb[o, s] = T[s, o]
     G = np.empty(P, dtype=params.dtype)
     spare = np.empty(Bpad, dtype=params.dtype)  # a scratch row (the loss's terms)
     # a layer's input transposed, for the weight gradients that take vectors along the inputs
@@ -293,12 +318,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
             a = jb * batch_size
             b = min(S, a + batch_size)
             Bt = b - a
-            for f in range(F):
-                for s in range(Bt):
-                    xb[f, s] = X[f, perm[a + s]]
-            for o in range(K):
-                for s in range(Bt):
-                    tb[o, s] = T[o, perm[a + s]]
+            _gather_batch(X, T, perm, a, Bt, xs, ts, xb, tb)
         Bc = tile_columns(Bt, H.itemsize)
 
         # forward
@@ -359,7 +379,7 @@ def train_batch_kernel(sizes, w_off, b_off, act, out, opt, params, X, T, hyper, 
                        steps, batch_size, record_every, c, track, curves, diverged, gnorms):
     """Trains ``params`` (N, P) in place; fills ``curves``, ``diverged`` and ``gnorms``.
 
-    X is (features, samples), T (outputs, samples), both C-contiguous in the params' dtype. ``hyper`` holds
+    X is (samples, features), T (samples, outputs), both C-contiguous in the params' dtype. ``hyper`` holds
     per-network lr, momentum, weight decay, dropout, 1/(1-dropout) in the dtype; ``hyper64`` the same in
     float64 plus beta2. ``c`` holds the dtype's constants (see ``_HALF`` ...).
     """

@@ -30,7 +30,10 @@ def train(problem):
     curves, diverged, gnorms = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
     a = kernel_args(problem)
-    cpu.train_batch_kernel(a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, a["X"],
-                           a["T"], a["hyper"], a["hyper64"], a["seeds"], a["steps"], a["batch_size"],
+    # the CPU kernel takes the data sample-major, as given: a minibatch is then rows to copy, not columns to pick
+    dt = problem.params.dtype
+    X, T = np.ascontiguousarray(problem.X, dtype=dt), np.ascontiguousarray(problem.T, dtype=dt)
+    cpu.train_batch_kernel(a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, X,
+                           T, a["hyper"], a["hyper64"], a["seeds"], a["steps"], a["batch_size"],
                            a["record_every"], a["c"], a["track"], curves, diverged, gnorms)
     return params, curves, diverged, gnorms

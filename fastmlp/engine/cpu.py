@@ -266,8 +266,9 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         roff[l] = rows
         rows += sizes[l + 1]
     # Every row is padded to a multiple of 32 values, so that all rows start as aligned as the array (64 bytes:
-    # with 891-sample rows most vector loads straddled two cache lines: bench/NOTES.md, changes 16 and 23) and the forward and delta products can run over whole tiles of samples (``Bc`` of them). The
-    # data are copied into such rows too. Zeros, so that the padding never holds a NaN or a denormal.
+    # with 891-sample rows most vector loads straddled two cache lines: bench/NOTES.md, changes 16 and 23) and
+    # the forward and delta products can run over whole tiles of samples (``Bc`` of them). The data are copied
+    # into such rows too. Zeros, so that the padding never holds a NaN or a denormal.
     Bpad = (Bmax + 31) // 32 * 32
     H = _zeros_aligned(rows, Bpad, params)
     D = _zeros_aligned(rows, Bpad, params)

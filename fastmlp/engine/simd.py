@@ -66,6 +66,11 @@ def _is_matrix(a):
     return isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" and vec_of(a.dtype) is not None
 
 
+def _matrix_at(a, r, s):
+    """Whether ``a[r, s]`` indexes a C-contiguous 2-D float array with two integers."""
+    return _is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)
+
+
 def _is_vector(a):
     return isinstance(a, types.Array) and a.ndim == 1 and vec_of(a.dtype) is not None
 
@@ -87,7 +92,7 @@ def _makers(nbytes):
     @intrinsic
     def load(typingctx, a, r, s):
         """``a[r, s:s + W]`` of a C-contiguous 2-D array as a vector (no bounds check)."""
-        if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+        if not _matrix_at(a, r, s):
             return None
         vt = vec_of(a.dtype, nbytes)
 
@@ -100,7 +105,7 @@ def _makers(nbytes):
     @intrinsic
     def broadcast(typingctx, a, r, s):
         """``a[r, s]`` of a C-contiguous 2-D array in every lane (no bounds check)."""
-        if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)):
+        if not _matrix_at(a, r, s):
             return None
         vt = vec_of(a.dtype, nbytes)
 
@@ -187,8 +192,7 @@ wide = _makers(VECTOR_BYTES)
 @intrinsic
 def store(typingctx, a, r, s, v):
     """``a[r, s:s + W] = v`` for a C-contiguous 2-D array (no bounds check)."""
-    if not (_is_matrix(a) and isinstance(r, types.Integer) and isinstance(s, types.Integer)
-            and isinstance(v, Vec) and v.dtype == a.dtype):
+    if not (_matrix_at(a, r, s) and isinstance(v, Vec) and v.dtype == a.dtype):
         return None
 
     def codegen(context, builder, sig, args):

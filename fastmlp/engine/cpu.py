@@ -100,10 +100,14 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
     chk = _nonfinite_check(H, r0, K, Bt, zero)
     loss = zero
     if out == 0:  # sigmoid + binary cross-entropy
+        # on wide vectors, as in _activate (rows are padded to whole vectors; nothing sums over the padding)
+        W = wide.BYTES // H.itemsize
+        h, iv = wide.splat(half), wide.splat(inv)
         for o in range(K):
-            zr, dr, tr = H[r0 + o], D[r0 + o], T[o]
-            for s in range(Bt):
-                dr[s] = (half + half * tanh_fast(half * zr[s]) - tr[s]) * inv
+            zr, tr = H[r0 + o], T[o]
+            for s in range(0, Bt, W):
+                sg = simd.add(h, simd.mul(h, tanh_fast(simd.mul(h, wide.load(H, r0 + o, s)))))
+                simd.store(D, r0 + o, s, simd.mul(simd.sub(sg, wide.load(T, o, s)), iv))
             if want_loss:
                 # each sample's term in a vectorised loop (libm's log1p and exp are scalar calls: they cost
                 # more than the whole training step of a small network), then their sum

@@ -71,9 +71,11 @@ def _tiles_of_six(n):
     return best
 
 
-@njit(**_jit)
-def _init(p, i, zero):
-    return wide.broadcast_flat(p, i) if i >= 0 else wide.splat(zero)
+@njit(inline="always", **_jit)
+def _init(p, bias0, u, zero):
+    """Unit ``u``'s bias in every lane, or zeros when ``bias0 < 0`` (once per call, not per tile: the call and
+    its reference counting cost more than a tile of W1's 7 -> 4 layer, bench/NOTES.md, change 28)."""
+    return wide.broadcast_flat(p, bias0 + u) if bias0 >= 0 else wide.splat(zero)
 
 
 @njit(**_jit)
@@ -81,13 +83,15 @@ def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """Six units of ``product`` (the weights of unit ``u`` start at ``wa + u su``, its bias at ``bias0 + u``)."""
     W = wide.BYTES // p.itemsize
     wb, wc, wd, we, wf = wa + su, wa + 2 * su, wa + 3 * su, wa + 4 * su, wa + 5 * su
+    ba, bb, bc = _init(p, bias0, 0, zero), _init(p, bias0, 1, zero), _init(p, bias0, 2, zero)
+    bd, be, bf = _init(p, bias0, 3, zero), _init(p, bias0, 4, zero), _init(p, bias0, 5, zero)
     for s in range(0, Bc, 2 * W):
-        a0 = a1 = _init(p, bias0, zero)
-        b0 = b1 = _init(p, bias0 + 1 if bias0 >= 0 else -1, zero)
-        c0 = c1 = _init(p, bias0 + 2 if bias0 >= 0 else -1, zero)
-        d0 = d1 = _init(p, bias0 + 3 if bias0 >= 0 else -1, zero)
-        e0 = e1 = _init(p, bias0 + 4 if bias0 >= 0 else -1, zero)
-        f0 = f1 = _init(p, bias0 + 5 if bias0 >= 0 else -1, zero)
+        a0 = a1 = ba
+        b0 = b1 = bb
+        c0 = c1 = bc
+        d0 = d1 = bd
+        e0 = e1 = be
+        f0 = f1 = bf
         for r in range(n_sum):
             x0 = wide.load(inp, ir0 + r, s)
             x1 = wide.load(inp, ir0 + r, s + W)
@@ -128,11 +132,13 @@ def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """Four units of ``product``."""
     W = wide.BYTES // p.itemsize
     wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
+    ba, bb = _init(p, bias0, 0, zero), _init(p, bias0, 1, zero)
+    bc, bd = _init(p, bias0, 2, zero), _init(p, bias0, 3, zero)
     for s in range(0, Bc, 2 * W):
-        a0 = a1 = _init(p, bias0, zero)
-        b0 = b1 = _init(p, bias0 + 1 if bias0 >= 0 else -1, zero)
-        c0 = c1 = _init(p, bias0 + 2 if bias0 >= 0 else -1, zero)
-        d0 = d1 = _init(p, bias0 + 3 if bias0 >= 0 else -1, zero)
+        a0 = a1 = ba
+        b0 = b1 = bb
+        c0 = c1 = bc
+        d0 = d1 = bd
         for r in range(n_sum):
             x0 = wide.load(inp, ir0 + r, s)
             x1 = wide.load(inp, ir0 + r, s + W)
@@ -162,8 +168,9 @@ def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
 def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
     """One unit of ``product``."""
     W = wide.BYTES // p.itemsize
+    ba = _init(p, bias0, 0, zero)
     for s in range(0, Bc, 2 * W):
-        a0 = a1 = _init(p, bias0, zero)
+        a0 = a1 = ba
         for r in range(n_sum):
             w = wide.broadcast_flat(p, wa + r * sr)
             a0 = fma(w, wide.load(inp, ir0 + r, s), a0)
@@ -358,13 +365,36 @@ def weight_grad(D, dr0, fo, inp, ir0, fi, Bt, G, w0, bias0, zero, by_inputs, AT,
         _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp)
     else:
         _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero)
+    _bias_sums(D, dr0, fo, Bt, G, bias0, zero)
+
+
+@njit(**_jit)
+def _bias_sums(D, dr0, fo, Bt, G, bias0, zero):
+    """``G[bias0 + j] = sum_s D[dr0 + j, s]``: lane-wise sums along the samples, the lanes summed, then the last
+    ``Bt mod W`` samples in order. Four rows at a time: one row's chain of adds waits on the adds' latency
+    (bench/NOTES.md, change 28); a tile overhanging the layer repeats its last row and drops the copies."""
     W = narrow.BYTES // D.itemsize
     nv = Bt - Bt % W
-    for j in range(fo):
-        acc = narrow.splat(zero)
+    for j in range(0, fo, 4):
+        ra, rb, rc, rd = dr0 + j, dr0 + min(j + 1, fo - 1), dr0 + min(j + 2, fo - 1), dr0 + min(j + 3, fo - 1)
+        a = b = c = d = narrow.splat(zero)
         for s in range(0, nv, W):
-            acc = add(acc, narrow.load(D, dr0 + j, s))
-        b = lane_sum(acc)
-        for s in range(nv, Bt):
-            b += D[dr0 + j, s]
-        G[bias0 + j] = b
+            a = add(a, narrow.load(D, ra, s))
+            b = add(b, narrow.load(D, rb, s))
+            c = add(c, narrow.load(D, rc, s))
+            d = add(d, narrow.load(D, rd, s))
+        G[bias0 + j] = _sum_tail(D, ra, nv, Bt, lane_sum(a))
+        if j + 1 < fo:
+            G[bias0 + j + 1] = _sum_tail(D, rb, nv, Bt, lane_sum(b))
+        if j + 2 < fo:
+            G[bias0 + j + 2] = _sum_tail(D, rc, nv, Bt, lane_sum(c))
+        if j + 3 < fo:
+            G[bias0 + j + 3] = _sum_tail(D, rd, nv, Bt, lane_sum(d))
+
+
+@njit(inline="always", **_jit)
+def _sum_tail(D, r, n0, Bt, acc):
+    """``acc`` plus ``D[r, s]`` for ``n0 <= s < Bt``, in order."""
+    for s in range(n0, Bt):
+        acc += D[r, s]
+    return acc

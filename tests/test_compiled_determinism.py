@@ -8,6 +8,7 @@
   64-byte vector into two on a machine without AVX-512), so both run on any machine.
 """
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Small layers (the gradient along the samples, narrow vectors), and 40- and 33-unit layers at a minibatch of 50
+# Small layers (the gradient along the samples, fixed-width vectors), and 40- and 33-unit layers at a minibatch of 50
 # (the gradient along the inputs and partial tiles of wide vectors).
 SCRIPT = """
 import sys, numpy as np
@@ -68,3 +69,20 @@ def test_other_vector_width_gives_the_same_bits(first_run):
     forced, forced_width = _run(tmp_path, f"width{other}", FASTMLP_SIMD_BYTES=str(other))
     assert forced_width == other
     assert np.array_equal(result, forced, equal_nan=True)
+
+
+def _host_has_avx2():
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    from llvmlite import binding
+    return bool(binding.get_host_cpu_features().get("avx2"))
+
+
+@pytest.mark.skipif(not _host_has_avx2(), reason="compiling for another x86 CPU needs an x86 host with AVX2")
+def test_code_compiled_for_another_cpu_gives_the_same_bits(first_run):
+    # Haswell: AVX2, 32-byte registers, another instruction schedule. Every sum has one order whatever the
+    # target (the loss too: a loop LLVM may reassociate would be vectorised at the target's width).
+    result, tmp_path, _ = first_run
+    other, width = _run(tmp_path, "haswell", NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    assert width == 32
+    assert np.array_equal(result, other, equal_nan=True)

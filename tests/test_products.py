@@ -146,7 +146,7 @@ def _vector_ops_of(vectors):
     return vector_ops
 
 
-_VECTOR_OPS = {"narrow": _vector_ops_of(simd.narrow), "wide": _vector_ops_of(simd.wide)}
+_VECTOR_OPS = {"fixed": _vector_ops_of(simd.fixed), "wide": _vector_ops_of(simd.wide)}
 
 
 @njit
@@ -158,7 +158,7 @@ def _scalar_fma(a, b, c):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("vectors", ["narrow", "wide"])
+@pytest.mark.parametrize("vectors", ["fixed", "wide"])
 def test_vector_primitives(dtype, vectors):
     W = simd.width(np.dtype(dtype), getattr(simd, vectors).BYTES)
     rng = np.random.default_rng(1)
@@ -195,7 +195,7 @@ def test_transpose_in_register_blocks_and_one_by_one(n, Bt, dtype):
 def test_vector_accessors_reject_what_they_cannot_read():
     @njit
     def load_from_1d(a):
-        return simd.lane_sum(simd.narrow.load(a, 0, 0))
+        return simd.lane_sum(simd.fixed.load(a, 0, 0))
 
     with pytest.raises(Exception, match="load"):
         load_from_1d(np.zeros(8))

@@ -18,7 +18,7 @@ from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
 from .products import along_inputs, at_columns, product, tile_columns, transpose, weight_grad
 from .rows import IN, OUT0, load, store
-from .simd import wide
+from .simd import fixed, wide
 from .. import rng
 
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
@@ -81,22 +81,31 @@ def _nonfinite_check(H, r0, K, Bt, zero):
     return chk
 
 
-@njit(**_jit_reduce)
-def _row_sum(row, n, zero):
-    acc = zero
-    for s in range(n):
-        acc += row[s]
-    return acc
+@njit(**_jit)
+def _row_sum(A, r, n, zero):
+    """``sum(A[r, :n])`` in the same order on every machine: lane-wise along fixed-width vectors, the lanes by
+    ``simd.lane_sum``'s tree, then the last ``n mod W`` values in order (a loop that LLVM may reassociate
+    would sum in an order that depends on the host's vector width)."""
+    W = fixed.BYTES // A.itemsize
+    nv = n - n % W
+    acc = fixed.splat(zero)
+    for s in range(0, nv, W):
+        acc = simd.add(acc, fixed.load(A, r, s))
+    total = simd.lane_sum(acc)
+    for s in range(nv, n):
+        total += A[r, s]
+    return total
 
 
 @njit(**_jit)
-def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
+def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, rows):
     """Writes d loss / d logits into D; returns (loss or 0, check sum that is NaN iff a logit is not finite).
 
     ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
-    ``spare`` is a scratch row, ``rows`` two more.
+    ``rows`` holds three scratch rows.
     """
     half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
+    spare = rows[2]
     chk = _nonfinite_check(H, r0, K, Bt, zero)
     loss = zero
     if out == 0:  # sigmoid + binary cross-entropy
@@ -114,7 +123,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
                 for s in range(Bt):
                     z = zr[s]
                     spare[s] = (z if z > zero else zero) - z * tr[s] + log1p_exp_neg(abs(z))
-                loss += _row_sum(spare, Bt, zero)
+                loss += _row_sum(rows, 2, Bt, zero)
         loss *= inv
     elif out == 2:  # identity + squared error
         for o in range(K):
@@ -143,7 +152,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
                 e = exp_neg(zr[s] - mx[s])
                 dr[s] = e
                 tot[s] += e
-        chk += _row_sum(tot, Bt, zero) * zero
+        chk += _row_sum(rows, 1, Bt, zero) * zero
         for o in range(K):
             dr, tr = D[r0 + o], T[o]
             for s in range(Bt):
@@ -157,7 +166,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, spare, rows):
                     spare[s] += tr[s] * zr[s]
             for s in range(Bt):
                 spare[s] = log_fast(tot[s]) + mx[s] - spare[s]
-            loss += _row_sum(spare, Bt, zero)
+            loss += _row_sum(rows, 2, Bt, zero)
         loss *= inv
     return loss, chk
 
@@ -294,7 +303,6 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
             for o in range(K):
                 tb[o, s] = T[s, o]
     G = np.empty(P, dtype=params.dtype)
-    spare = np.empty(Bpad, dtype=params.dtype)  # a scratch row (the loss's terms)
     # a layer's input transposed, for the weight gradients that take vectors along the inputs
     # (chosen once per layer, for the full batch size)
     by_inputs = np.zeros(L, dtype=np.bool_)
@@ -305,7 +313,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
             fan_in = max(fan_in, sizes[l])
     AT = _zeros_aligned(Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize), params)
     tmp = np.empty(32, dtype=params.dtype)
-    rows = np.empty((2, Bpad), dtype=params.dtype)  # softmax's per-sample max and sum
+    rows = _zeros_aligned(3, Bpad, params)  # softmax's per-sample max and sum, and the loss's terms
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
     perm = np.arange(S)
@@ -343,7 +351,7 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
 
         rec = t % record_every == 0
         cvt[0] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
-        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec, spare, rows)
+        loss, chk = _output_delta(H, D, roff[L - 1], K, tb, Bt, out, c, cvt[0], rec, rows)
         if not (np.isfinite(chk) and np.isfinite(loss)):
             diverged[n] = t
             return

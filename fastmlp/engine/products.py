@@ -24,7 +24,7 @@ from numba import njit
 
 from .config import CACHE, JIT
 from .mathfn import fma as fma1
-from .simd import add, fma, lane_sum, narrow, store, store_flat, wide
+from .simd import add, fixed, fma, lane_sum, store, store_flat, wide
 
 _jit = dict(cache=CACHE, **JIT)
 
@@ -195,18 +195,18 @@ def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
     the whole vectors of samples, then its lanes summed (``simd.lane_sum``), then the last ``Bt mod W``
     samples in order. Tiles overhanging the layer repeat its last unit or input, and the copies are dropped.
     """
-    W = narrow.BYTES // D.itemsize
+    W = fixed.BYTES // D.itemsize
     nv = Bt - Bt % W
     if fo == 1:
         for k in range(0, fi, 4):
             k1, k2, k3 = min(k + 1, fi - 1), min(k + 2, fi - 1), min(k + 3, fi - 1)
-            c0 = c1 = c2 = c3 = narrow.splat(zero)
+            c0 = c1 = c2 = c3 = fixed.splat(zero)
             for s in range(0, nv, W):
-                e = narrow.load(D, dr0, s)
-                c0 = fma(e, narrow.load(inp, ir0 + k, s), c0)
-                c1 = fma(e, narrow.load(inp, ir0 + k1, s), c1)
-                c2 = fma(e, narrow.load(inp, ir0 + k2, s), c2)
-                c3 = fma(e, narrow.load(inp, ir0 + k3, s), c3)
+                e = fixed.load(D, dr0, s)
+                c0 = fma(e, fixed.load(inp, ir0 + k, s), c0)
+                c1 = fma(e, fixed.load(inp, ir0 + k1, s), c1)
+                c2 = fma(e, fixed.load(inp, ir0 + k2, s), c2)
+                c3 = fma(e, fixed.load(inp, ir0 + k3, s), c3)
             G[w0 + k] = _dot_tail(D, dr0, inp, ir0 + k, nv, Bt, lane_sum(c0))
             if k + 1 < fi:
                 G[w0 + k1] = _dot_tail(D, dr0, inp, ir0 + k1, nv, Bt, lane_sum(c1))
@@ -220,20 +220,20 @@ def _grad_along_samples(D, dr0, fo, inp, ir0, fi, Bt, G, w0, zero):
             ra, rb, rc, rd = dr0 + j, dr0 + j1, dr0 + j2, dr0 + j3
             for k in range(0, fi, 2):
                 k1 = min(k + 1, fi - 1)
-                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = narrow.splat(zero)
+                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = fixed.splat(zero)
                 for s in range(0, nv, W):
-                    x0 = narrow.load(inp, ir0 + k, s)
-                    x1 = narrow.load(inp, ir0 + k1, s)
-                    e = narrow.load(D, ra, s)
+                    x0 = fixed.load(inp, ir0 + k, s)
+                    x1 = fixed.load(inp, ir0 + k1, s)
+                    e = fixed.load(D, ra, s)
                     a0 = fma(e, x0, a0)
                     a1 = fma(e, x1, a1)
-                    e = narrow.load(D, rb, s)
+                    e = fixed.load(D, rb, s)
                     b0 = fma(e, x0, b0)
                     b1 = fma(e, x1, b1)
-                    e = narrow.load(D, rc, s)
+                    e = fixed.load(D, rc, s)
                     c0 = fma(e, x0, c0)
                     c1 = fma(e, x1, c1)
-                    e = narrow.load(D, rd, s)
+                    e = fixed.load(D, rd, s)
                     d0 = fma(e, x0, d0)
                     d1 = fma(e, x1, d1)
                 ka, kb = ir0 + k, ir0 + k1
@@ -335,8 +335,9 @@ def _store_pair(G, g, v0, v1, n, tmp):
 @njit(**_jit)
 def along_inputs(fo, fi, Bt, itemsize):
     """Whether ``weight_grad`` should take vectors along the inputs: a cost model in cycles, fitted to both
-    kernels timed alone on one core (bench/NOTES.md, change 20)."""
-    Wn, Ww = narrow.BYTES // itemsize, wide.BYTES // itemsize
+    kernels timed alone on one core (bench/NOTES.md, change 20). The two kernels sum in different orders, so
+    the choice must not depend on the machine: both take the fixed width's lanes."""
+    Wn = Ww = fixed.BYTES // itemsize
     cost_samples = (fo + 3) // 4 * ((fi + 1) // 2) * (40 + 8 * ((Bt + Wn - 1) // Wn))
     cost_inputs = 1.5 * fi * Bt + (fo + 3) // 4 * ((fi + 2 * Ww - 1) // (2 * Ww)) * 5.5 * Bt
     return cost_inputs < cost_samples
@@ -373,16 +374,16 @@ def _bias_sums(D, dr0, fo, Bt, G, bias0, zero):
     """``G[bias0 + j] = sum_s D[dr0 + j, s]``: lane-wise sums along the samples, the lanes summed, then the last
     ``Bt mod W`` samples in order. Four rows at a time: one row's chain of adds waits on the adds' latency
     (bench/NOTES.md, change 28); a tile overhanging the layer repeats its last row and drops the copies."""
-    W = narrow.BYTES // D.itemsize
+    W = fixed.BYTES // D.itemsize
     nv = Bt - Bt % W
     for j in range(0, fo, 4):
         ra, rb, rc, rd = dr0 + j, dr0 + min(j + 1, fo - 1), dr0 + min(j + 2, fo - 1), dr0 + min(j + 3, fo - 1)
-        a = b = c = d = narrow.splat(zero)
+        a = b = c = d = fixed.splat(zero)
         for s in range(0, nv, W):
-            a = add(a, narrow.load(D, ra, s))
-            b = add(b, narrow.load(D, rb, s))
-            c = add(c, narrow.load(D, rc, s))
-            d = add(d, narrow.load(D, rd, s))
+            a = add(a, fixed.load(D, ra, s))
+            b = add(b, fixed.load(D, rb, s))
+            c = add(c, fixed.load(D, rc, s))
+            d = add(d, fixed.load(D, rd, s))
         G[bias0 + j] = _sum_tail(D, ra, nv, Bt, lane_sum(a))
         if j + 1 < fo:
             G[bias0 + j + 1] = _sum_tail(D, rb, nv, Bt, lane_sum(b))

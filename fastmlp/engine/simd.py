@@ -10,9 +10,11 @@ from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 or 64 b
 Two widths, each a namespace of the functions that make vectors (``load``, ``broadcast``, ``broadcast_flat``,
 ``splat``, ``transpose_block``; the others take any ``Vec``):
 
-* ``narrow``: 32 bytes (AVX2, two NEON registers) on every machine, for kernels whose results depend on the
-  width: a sum accumulated lane by lane and then across the lanes (the weight gradient along the samples)
-  would get other bits with other lanes, so its width is not taken from the host.
+* ``fixed``: 64 bytes on every machine (LLVM splits it into two registers where vectors are 32 bytes), for
+  kernels whose results depend on the width: a sum accumulated lane by lane and then across the lanes (the
+  weight gradient along the samples, the bias sums) would get other bits with other lanes, so its width is not
+  taken from the host. 64 rather than 32: a whole AVX-512 register, half the instructions there, and no
+  slower where it takes two (bench/NOTES.md, change 29).
 * ``wide``: the host's widest vector (64 bytes with AVX-512, else 32; ``config.VECTOR_BYTES``), for kernels
   whose lanes never meet (a lane is a sample, or an input, with its own chain of fused multiply-adds): their
   bits do not depend on the width, and AVX-512 doubles what a core can do per cycle.
@@ -32,7 +34,7 @@ from numba.extending import intrinsic, models, register_model
 
 from .config import VECTOR_BYTES
 
-BYTES = 32  # the narrow vector's size: 8 float32 or 4 float64 lanes
+BYTES = 64  # the fixed vector's size: 16 float32 or 8 float64 lanes
 
 
 class Vec(types.Type):
@@ -185,7 +187,7 @@ def _makers(nbytes):
     return space
 
 
-narrow = _makers(BYTES)
+fixed = _makers(BYTES)
 wide = _makers(VECTOR_BYTES)
 
 

@@ -6,7 +6,8 @@ from . import cpu
 
 
 def kernel_args(problem):
-    """The compiled kernels' arguments for ``problem`` (shared with the CUDA backend)."""
+    """The compiled kernels' arguments for ``problem`` (shared with the CUDA backend), the data sample-major as
+    given: X (samples, features), T (samples, outputs), C-contiguous in the params' dtype."""
     dt = problem.params.dtype
     N = problem.params.shape[0]
     sizes, w_off, b_off = Layout(tuple(problem.sizes)).arrays()
@@ -20,7 +21,7 @@ def kernel_args(problem):
     c = np.array([0.5, 1.0, problem.leaky_slope, 2.0, 0.0, problem.beta2, problem.eps], dtype=dt)
     return dict(sizes=sizes, w_off=w_off, b_off=b_off, act=cpu.ACT_CODES[problem.activation],
                 out=cpu.OUT_CODES[problem.output], opt=cpu.OPT_CODES[problem.optimizer],
-                X=np.ascontiguousarray(problem.X.T, dtype=dt), T=np.ascontiguousarray(problem.T.T, dtype=dt),
+                X=np.ascontiguousarray(problem.X, dtype=dt), T=np.ascontiguousarray(problem.T, dtype=dt),
                 hyper=hyper64.astype(dt), hyper64=hyper64, seeds=problem.seeds.astype(np.uint64),
                 steps=int(problem.steps), batch_size=int(problem.batch_size),
                 record_every=int(problem.record_every), c=c, track=bool(problem.track_grad_norms))
@@ -30,10 +31,8 @@ def train(problem):
     curves, diverged, gnorms = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
     a = kernel_args(problem)
-    # the CPU kernel takes the data sample-major, as given: a minibatch is then rows to copy, not columns to pick
-    dt = problem.params.dtype
-    X, T = np.ascontiguousarray(problem.X, dtype=dt), np.ascontiguousarray(problem.T, dtype=dt)
-    cpu.train_batch_kernel(a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, X,
-                           T, a["hyper"], a["hyper64"], a["seeds"], a["steps"], a["batch_size"],
+    # sample-major data: a minibatch is then rows to copy, not columns to pick (bench/NOTES.md, change 27)
+    cpu.train_batch_kernel(a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, a["X"],
+                           a["T"], a["hyper"], a["hyper64"], a["seeds"], a["steps"], a["batch_size"],
                            a["record_every"], a["c"], a["track"], curves, diverged, gnorms)
     return params, curves, diverged, gnorms

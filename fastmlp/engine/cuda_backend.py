@@ -214,7 +214,9 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None):
             warnings.simplefilter("ignore", RuntimeWarning)
         kern.train_kernel[grid, tpb](
             cuda.to_device(geo), L, a["act"], a["out"], a["opt"], d_params,
-            cuda.to_device(np.ascontiguousarray(a["X"]).ravel()), cuda.to_device(np.ascontiguousarray(a["T"]).ravel()),
+            # the GPU kernel reads the data feature-major
+            cuda.to_device(np.ascontiguousarray(a["X"].T).ravel()),
+            cuda.to_device(np.ascontiguousarray(a["T"].T).ravel()),
             cuda.to_device(a["hyper"]), cuda.to_device(a["hyper64"]), cuda.to_device(a["seeds"]), a["steps"],
             a["batch_size"], a["record_every"], cuda.to_device(a["c"]), a["track"], chunk, d_curves, d_div, d_gn,
             SCR, PS)

@@ -17,19 +17,21 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Small layers (the gradient along the samples, fixed-width vectors), and 40- and 33-unit layers at a minibatch of 50
-# (the gradient along the inputs and partial tiles of wide vectors).
+# Small layers (the gradient along the samples, fixed-width vectors), 40- and 33-unit layers at a minibatch of 50
+# (the gradient along the inputs and partial tiles of wide vectors), and a full batch without dropout (the lanes
+# engine, whose vectors are the host's width).
 SCRIPT = """
 import sys, numpy as np
 from fastmlp import Init, Network, Training, init_batch, train_batch, data
 d = data.xor(n_samples=120)
 out = []
-for act, head, hidden, B in [("tanh", "sigmoid", (6, 5), 32), ("linear", "sigmoid", (6, 5), 32),
-                             ("relu", "identity", (6, 5), 32), ("tanh", "sigmoid", (40, 33), 50)]:
+for act, head, hidden, B, drop in [("tanh", "sigmoid", (6, 5), 32, 0.1), ("linear", "sigmoid", (6, 5), 32, 0.1),
+                                   ("relu", "identity", (6, 5), 32, 0.1), ("tanh", "sigmoid", (40, 33), 50, 0.1),
+                                   ("tanh", "sigmoid", (6, 5), None, 0.0)]:
     net = Network(2, hidden, 1, act, head)
     p0 = init_batch(net, [Init("he_normal", scale=s) for s in (0.5, 1.0, 2.0)], [0, 1, 2])
-    r = train_batch(net, d.X, d.y, p0, training=Training("momentum", lr=0.05, steps=40, batch_size=B, dropout=0.1),
-                    track_grad_norms=True)
+    tr = Training("momentum", lr=0.05, steps=40, batch_size=B, dropout=drop)
+    r = train_batch(net, d.X, d.y, p0, training=tr, track_grad_norms=True)
     out += [r.params.ravel(), r.curves.ravel(), r.grad_norms.ravel()]
 from fastmlp.engine.config import VECTOR_BYTES
 np.save(sys.argv[1], np.concatenate(out))

@@ -6,21 +6,31 @@ import pytest
 from fastmlp import Init, Network, Training, init_batch, train_batch
 
 
-def _batch(dtype):
+def _batch(dtype, engine):
+    """Six networks for the row engine (minibatches, dropout), or forty for the lanes engine (full batch:
+    several groups of lanes, the last one partly empty)."""
     rs = np.random.default_rng(0)
     X = rs.normal(size=(70, 4))
     y = (X[:, 0] > X[:, 1]).astype(float)
     net = Network(4, (8, 8), 1, "tanh")
-    inits = [Init("he_normal", scale=s) for s in np.linspace(0.5, 2, 6)]
-    seeds = np.arange(6) + 10
+    n = 6 if engine == "rows" else 40
+    inits = [Init("he_normal", scale=s) for s in np.linspace(0.5, 2, n)]
+    seeds = np.arange(n) + 10
     p0 = init_batch(net, inits, seeds, dtype)
-    tr = Training("adam", lr=0.01, steps=60, batch_size=16, dropout=0.2, record_every=5)
+    if engine == "rows":
+        tr = Training("adam", lr=0.01, steps=60, batch_size=16, dropout=0.2, record_every=5)
+    else:
+        tr = Training("adam", lr=0.01, steps=60, record_every=5)
     return net, X, y, p0, seeds, tr
 
 
+ENGINES = pytest.mark.parametrize("engine", ["rows", "lanes"])
+
+
+@ENGINES
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_thread_count_does_not_change_results(dtype):
-    net, X, y, p0, seeds, tr = _batch(dtype)
+def test_thread_count_does_not_change_results(dtype, engine):
+    net, X, y, p0, seeds, tr = _batch(dtype, engine)
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba was started with a single thread")
     old = numba.get_num_threads()
@@ -36,9 +46,10 @@ def test_thread_count_does_not_change_results(dtype):
     assert np.array_equal(one.grad_norms, two.grad_norms, equal_nan=True)
 
 
+@ENGINES
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_splitting_a_batch_into_calls_does_not_change_results(dtype):
-    net, X, y, p0, seeds, tr = _batch(dtype)
+def test_splitting_a_batch_into_calls_does_not_change_results(dtype, engine):
+    net, X, y, p0, seeds, tr = _batch(dtype, engine)
     whole = train_batch(net, X, y, p0, training=tr, seeds=seeds)
     first = train_batch(net, X, y, p0[:2], training=tr, seeds=seeds[:2])
     rest = train_batch(net, X, y, p0[2:][::-1], training=tr, seeds=seeds[2:][::-1])

@@ -1,5 +1,8 @@
 """The Numba CPU engine: all steps of all networks in one compiled call, one network per thread.
 
+(Small full-batch networks go to ``engine/lanes.py`` instead, one network per SIMD lane; ``cpu_backend`` splits
+a batch between the two.)
+
 Activations are feature-major, ``(units, batch)``, so the innermost loop of every element-wise pass runs along
 samples: long, contiguous and vectorised. The matrix products are register-blocked SIMD kernels
 (``engine/products.py``). Each network owns its buffers (allocated once, before its first step); no accumulator
@@ -388,14 +391,15 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
 
 
 @njit(parallel=True, **_jit)
-def train_batch_kernel(sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
+def train_batch_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
                        steps, batch_size, record_every, c, track, curves, diverged, gnorms):
-    """Trains ``params`` (N, P) in place; fills ``curves``, ``diverged`` and ``gnorms``.
+    """Trains the networks ``params[nets]`` ((N, P) in all) in place; fills their rows of ``curves``,
+    ``diverged`` and ``gnorms``.
 
     X is (samples, features), T (samples, outputs), both C-contiguous in the params' dtype. ``hyper`` holds
     per-network lr, momentum, weight decay, dropout, 1/(1-dropout) in the dtype; ``hyper64`` the same in
     float64 plus beta2. ``c`` holds the dtype's constants (see ``_HALF`` ...).
     """
-    for n in prange(params.shape[0]):
-        _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
+    for k in prange(nets.size):
+        _train_network(nets[k], sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,
                        steps, batch_size, record_every, c, track, curves, diverged, gnorms)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..layout import Layout
-from . import cpu
+from . import cpu, lanes
 
 
 def kernel_args(problem):
@@ -31,8 +31,17 @@ def train(problem):
     curves, diverged, gnorms = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
     a = kernel_args(problem)
+    on_lanes = lanes.takes(problem)
+    nets = np.flatnonzero(on_lanes)
+    if nets.size:
+        lanes.train_lanes_kernel(nets, a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params,
+                                 a["X"], a["T"], a["hyper"], a["hyper64"], a["steps"], a["record_every"], a["c"],
+                                 a["track"], curves, diverged, gnorms)
+    nets = np.flatnonzero(~on_lanes)
+    if nets.size == 0:
+        return params, curves, diverged, gnorms
     # sample-major data: a minibatch is then rows to copy, not columns to pick (bench/NOTES.md, change 27)
-    cpu.train_batch_kernel(a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, a["X"],
+    cpu.train_batch_kernel(nets, a["sizes"], a["w_off"], a["b_off"], a["act"], a["out"], a["opt"], params, a["X"],
                            a["T"], a["hyper"], a["hyper64"], a["seeds"], a["steps"], a["batch_size"],
                            a["record_every"], a["c"], a["track"], curves, diverged, gnorms)
     return params, curves, diverged, gnorms

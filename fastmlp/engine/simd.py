@@ -311,3 +311,11 @@ def copysign(typingctx, a, b):
     if not (isinstance(a, Vec) and a == b):
         return None
     return a(a, b), lambda context, builder, sig, args: _llvm_call(builder, "copysign", sig, args)
+
+
+@intrinsic
+def sqrt(typingctx, a):
+    """``sqrt(a)`` lane by lane (``llvm.sqrt``: IEEE, correctly rounded, as ``np.sqrt`` of a scalar)."""
+    if not isinstance(a, Vec):
+        return None
+    return a(a), lambda context, builder, sig, args: _llvm_call(builder, "sqrt", sig, args)

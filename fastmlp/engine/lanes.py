@@ -1,0 +1,349 @@
+"""The Numba CPU engine for small full-batch networks: one network per SIMD lane, one sample at a time.
+
+The row engine (``engine/cpu.py``) trains one network per thread and runs each pass of a step along the samples:
+for W1's 7 -> 4 -> 1 network that is ~12 passes over 891-sample rows per step, each too short in its other
+dimension to keep the vector units busy (bench/NOTES.md, "What would close the gaps"). Here a group of ``W``
+networks (the host's vector width: 8 float64 or 16 float32 on AVX-512) shares every vector register, one network
+per lane: parameter ``i`` of the group is one vector, a sample's whole forward and backward pass runs on those
+vectors, and every input value is broadcast to all lanes (the networks of a batch share the data). The gradient
+is summed over the samples in order, lane by lane.
+
+Lanes never meet: a network's numbers do not depend on which networks share its group, nor on the group's size
+or the vector width, and a NaN in one lane stays there. Which engine trains a network depends only on its own
+problem (``takes``), so a network gets the same bits however a grid is chunked.
+
+Within a network every unit goes through the same operations in the same order, so identical units stay
+identical. The forward products and the deltas are the row engine's chains of fused multiply-adds (bias first,
+then the inputs in order); the gradient's sum over the samples runs in another order than the row engine's.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import simd
+from .config import CACHE, JIT
+from .cpu import _BETA2, _EPS, _HALF, _ONE, _SLOPE, _TWO, _ZERO, DROP, LR, MOM, WD, _zeros_aligned
+from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
+from .simd import add, fma, mul, store, sub, where_gt, wide
+
+_jit = dict(cache=CACHE, **JIT)
+
+# The widest layer a network may have to be trained here. Per sample and network this engine does the products'
+# multiply-adds with an operand from memory (a parameter vector) and updates the gradient in memory, where the
+# row engine's tiles run from registers: past ~16 units its tiles win (bench/NOTES.md, change 30).
+MAX_WIDTH = 16
+# samples per block (the code below names its four accumulators)
+Q = 4
+
+
+def takes(problem):
+    """Which networks of ``problem`` this engine trains: ``(N,)`` bool.
+
+    Full batch, no dropout (a mask per network and sample would need a random number per lane), and no layer
+    (inputs excepted) wider than ``MAX_WIDTH`` units. Every condition is about the network itself.
+    """
+    N = problem.params.shape[0]
+    full = problem.batch_size <= 0 or problem.batch_size >= problem.X.shape[0]
+    small = max(problem.sizes[1:]) <= MAX_WIDTH
+    if not (full and small):
+        return np.zeros(N, dtype=bool)
+    return np.asarray(problem.dropout) == 0
+
+
+@njit(**_jit)
+def _activate(x, act, half, zero, slope):
+    # vectors, not the constants' array: a call that takes an array increfs and decrefs it, every sample
+    if act == 0:
+        return tanh_fast(x)
+    if act == 1:
+        return add(half, mul(half, tanh_fast(mul(half, x))))
+    if act == 2:  # zero if x < 0 else x: a NaN passes through
+        return where_gt(zero, x, zero, x)
+    if act == 3:
+        return where_gt(x, zero, x, mul(slope, x))
+    return x
+
+
+@njit(**_jit)
+def _derivative_times(d, h, act, one, zero, slope):
+    """``d * act'`` given the activation's output ``h``, as the row engine's ``_input_delta`` computes it."""
+    if act == 0:
+        return mul(d, sub(one, mul(h, h)))
+    if act == 1:
+        return mul(d, mul(h, sub(one, h)))
+    if act == 2:
+        return mul(d, where_gt(h, zero, one, zero))
+    if act == 3:
+        return mul(d, where_gt(h, zero, one, slope))
+    return d
+
+
+@njit(**_jit)
+def _update(PW, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
+    """The row engine's ``_update``, one vector (one parameter of every lane) at a time."""
+    for i in range(i0, i1):
+        p, g = wide.load(PW, i, 0), add(wide.load(G, i, 0), mul(wd, wide.load(PW, i, 0)))
+        if opt == 0:
+            p = sub(p, mul(lr, g))
+        elif opt == 1:
+            v = add(mul(mu, wide.load(V, i, 0)), g)
+            store(V, i, 0, v)
+            p = sub(p, mul(lr, v))
+        elif opt == 2:
+            v = add(mul(mu, wide.load(V, i, 0)), g)
+            store(V, i, 0, v)
+            p = sub(p, mul(lr, add(g, mul(mu, v))))
+        else:
+            v = add(mul(mu, wide.load(V, i, 0)), mul(sub(one, mu), g))
+            m = add(mul(b2, wide.load(M2, i, 0)), mul(sub(one, b2), mul(g, g)))
+            store(V, i, 0, v)
+            store(M2, i, 0, m)
+            p = sub(p, simd.div(mul(lr, mul(v, c1)), add(simd.sqrt(mul(m, c2)), eps)))
+        store(PW, i, 0, p)
+
+
+@njit(**_jit)
+def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
+                 record_every, c, track, curves, diverged, gnorms):
+    W = wide.BYTES // params.itemsize
+    L = sizes.size - 1
+    S = X.shape[0]
+    K = T.shape[1]
+    P = params.shape[1]
+    first = g * W
+    nl = min(W, nets.size - first)
+    zero, one = c[_ZERO], c[_ONE]
+    zv, onev = wide.splat(zero), wide.splat(one)
+    half, two = wide.splat(c[_HALF]), wide.splat(c[_TWO])
+    b2, eps = wide.splat(c[_BETA2]), wide.splat(c[_EPS])
+    slope = wide.splat(c[_SLOPE])
+
+    # parameter i of lane w at PW[i, w]; lanes past the group's networks train a network of zeros, never read
+    PW = _zeros_aligned(P, W, params)
+    G = _zeros_aligned(P, W, params)
+    V = _zeros_aligned(P, W, params)
+    M2 = _zeros_aligned(P, W, params)
+    HY = _zeros_aligned(8, W, params)  # lr, momentum, weight decay, Adam's two corrections, loss, check
+    for w in range(nl):
+        n = nets[first + w]
+        for i in range(P):
+            PW[i, w] = params[n, i]
+        HY[0, w], HY[1, w], HY[2, w] = hyper[n, LR], hyper[n, MOM], hyper[n, WD]
+    alive = np.zeros(W, dtype=np.bool_)
+    alive[:nl] = True
+    n_alive = nl
+
+    roff = np.empty(L, dtype=np.int64)
+    U = 0
+    for l in range(L):
+        roff[l] = U
+        U += sizes[l + 1]
+    H = _zeros_aligned(Q * U, W, params)  # a block's activations (the output layer's logits): row Q unit + q
+    D = _zeros_aligned(Q * U, W, params)  # and their deltas
+    E = _zeros_aligned(K + 1, W, params)  # softmax's exponentials and their sum
+    Z = _zeros_aligned(S * K if record_every > 0 else 0, W, params)  # the logits, on the steps that record a loss
+    cvt = np.empty(1, dtype=params.dtype)
+    cvt[0] = 1.0 / S if out == 1 else 1.0 / (S * K)
+    inv = wide.splat(cvt[0])
+    oL = roff[L - 1]
+
+    for t in range(steps):
+        rec = t % record_every == 0
+        for i in range(P):
+            store(G, i, 0, zv)
+        chk = zv
+        for s in range(0, S, Q):
+            # Q samples at once, each its own chain of operations: one sample's pass is a chain ~200 cycles long
+            # (products, tanh, output, back) and too many instructions for the core to overlap two of them
+            # (bench/NOTES.md, change 30). A block past the last sample repeats it, with its deltas set to zero.
+            s0, s1, s2, s3 = s, min(s + 1, S - 1), min(s + 2, S - 1), min(s + 3, S - 1)
+            for l in range(L):
+                fi, fo, w0, b0 = sizes[l], sizes[l + 1], w_off[l], b_off[l]
+                r_in, r_out = Q * roff[l - 1], Q * roff[l]
+                for j in range(fo):
+                    a0 = wide.load(PW, b0 + j, 0)
+                    a1, a2, a3 = a0, a0, a0
+                    k = w0 + j * fi
+                    if l == 0:
+                        for i in range(fi):
+                            wv = wide.load(PW, k + i, 0)
+                            a0 = fma(wv, wide.broadcast(X, s0, i), a0)
+                            a1 = fma(wv, wide.broadcast(X, s1, i), a1)
+                            a2 = fma(wv, wide.broadcast(X, s2, i), a2)
+                            a3 = fma(wv, wide.broadcast(X, s3, i), a3)
+                    else:
+                        for i in range(fi):
+                            wv, r = wide.load(PW, k + i, 0), r_in + Q * i
+                            a0 = fma(wv, wide.load(H, r, 0), a0)
+                            a1 = fma(wv, wide.load(H, r + 1, 0), a1)
+                            a2 = fma(wv, wide.load(H, r + 2, 0), a2)
+                            a3 = fma(wv, wide.load(H, r + 3, 0), a3)
+                    if l < L - 1:
+                        a0, a1 = _activate(a0, act, half, zv, slope), _activate(a1, act, half, zv, slope)
+                        a2, a3 = _activate(a2, act, half, zv, slope), _activate(a3, act, half, zv, slope)
+                    r = r_out + Q * j
+                    store(H, r, 0, a0)
+                    store(H, r + 1, 0, a1)
+                    store(H, r + 2, 0, a2)
+                    store(H, r + 3, 0, a3)
+            # d loss / d logits; the check sum is NaN in a lane iff one of its logits is not finite
+            for q in range(min(Q, S - s)):
+                sq = s + q
+                for o in range(K):
+                    z = wide.load(H, Q * (oL + o) + q, 0)
+                    chk = add(chk, mul(z, zv))
+                    if rec:
+                        store(Z, sq * K + o, 0, z)
+                if out == 0:
+                    for o in range(K):
+                        z = wide.load(H, Q * (oL + o) + q, 0)
+                        sg = add(half, mul(half, tanh_fast(mul(half, z))))
+                        store(D, Q * (oL + o) + q, 0, mul(sub(sg, wide.broadcast(T, sq, o)), inv))
+                elif out == 2:
+                    for o in range(K):
+                        d = sub(wide.load(H, Q * (oL + o) + q, 0), wide.broadcast(T, sq, o))
+                        store(D, Q * (oL + o) + q, 0, mul(mul(two, d), inv))
+                else:
+                    mx = wide.load(H, Q * oL + q, 0)
+                    for o in range(1, K):
+                        z = wide.load(H, Q * (oL + o) + q, 0)
+                        mx = where_gt(z, mx, z, mx)
+                    for o in range(K):
+                        store(E, o, 0, sub(wide.load(H, Q * (oL + o) + q, 0), mx))
+                        for w in range(W):  # libm-free exp, vectorised by LLVM along the lanes
+                            E[o, w] = exp_neg(E[o, w])
+                    tot = zv
+                    for o in range(K):
+                        tot = add(tot, wide.load(E, o, 0))
+                    for o in range(K):
+                        d = sub(simd.div(wide.load(E, o, 0), tot), wide.broadcast(T, sq, o))
+                        store(D, Q * (oL + o) + q, 0, mul(d, inv))
+                    if rec:  # the sample's loss, log(sum) + max - sum_o t_o z_o, kept in place of its first logit
+                        dot = zv
+                        for o in range(K):
+                            dot = add(dot, mul(wide.broadcast(T, sq, o), wide.load(H, Q * (oL + o) + q, 0)))
+                        store(E, K, 0, tot)
+                        for w in range(W):
+                            E[K, w] = log_fast(E[K, w])
+                        store(Z, sq * K, 0, sub(add(wide.load(E, K, 0), mx), dot))
+            for q in range(S - s, Q):  # zero deltas: the repeated samples add exactly nothing to the gradient
+                for o in range(K):
+                    store(D, Q * (oL + o) + q, 0, zv)
+
+            # backward: the block's share of every gradient, sample after sample (the order of the sum), then the
+            # deltas of the layer below
+            for l in range(L - 1, -1, -1):
+                fi, fo, w0, b0 = sizes[l], sizes[l + 1], w_off[l], b_off[l]
+                r_in, r_out = Q * roff[l - 1], Q * roff[l]
+                for j in range(fo):
+                    r = r_out + Q * j
+                    d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
+                    d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
+                    store(G, b0 + j, 0, add(add(add(add(wide.load(G, b0 + j, 0), d0), d1), d2), d3))
+                    k = w0 + j * fi
+                    if l == 0:
+                        for i in range(fi):
+                            gv = fma(d0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
+                            gv = fma(d1, wide.broadcast(X, s1, i), gv)
+                            gv = fma(d2, wide.broadcast(X, s2, i), gv)
+                            store(G, k + i, 0, fma(d3, wide.broadcast(X, s3, i), gv))
+                    else:
+                        for i in range(fi):
+                            ri = r_in + Q * i
+                            gv = fma(d0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
+                            gv = fma(d1, wide.load(H, ri + 1, 0), gv)
+                            gv = fma(d2, wide.load(H, ri + 2, 0), gv)
+                            store(G, k + i, 0, fma(d3, wide.load(H, ri + 3, 0), gv))
+                if l > 0:
+                    for i in range(fi):
+                        a0 = zv
+                        a1, a2, a3 = a0, a0, a0
+                        for j in range(fo):
+                            wv, r = wide.load(PW, w0 + j * fi + i, 0), r_out + Q * j
+                            a0 = fma(wv, wide.load(D, r, 0), a0)
+                            a1 = fma(wv, wide.load(D, r + 1, 0), a1)
+                            a2 = fma(wv, wide.load(D, r + 2, 0), a2)
+                            a3 = fma(wv, wide.load(D, r + 3, 0), a3)
+                        ri = r_in + Q * i
+                        store(D, ri, 0, _derivative_times(a0, wide.load(H, ri, 0), act, onev, zv, slope))
+                        store(D, ri + 1, 0, _derivative_times(a1, wide.load(H, ri + 1, 0), act, onev, zv, slope))
+                        store(D, ri + 2, 0, _derivative_times(a2, wide.load(H, ri + 2, 0), act, onev, zv, slope))
+                        store(D, ri + 3, 0, _derivative_times(a3, wide.load(H, ri + 3, 0), act, onev, zv, slope))
+
+        # the loss: each sample's term, then their sum in order, lane by lane
+        loss = zv
+        if rec:
+            if out == 0:
+                for s in range(S):
+                    for o in range(K):
+                        r, tv = Z[s * K + o], T[s, o]
+                        for w in range(W):
+                            z = r[w]
+                            r[w] = (z if z > zero else zero) - z * tv + log1p_exp_neg(abs(z))
+            elif out == 2:
+                for s in range(S):
+                    for o in range(K):
+                        r, tv = Z[s * K + o], T[s, o]
+                        for w in range(W):
+                            d = r[w] - tv
+                            r[w] = d * d
+            step = 1 if out != 1 else K  # softmax keeps one term per sample
+            for s in range(0, S * K, step):
+                loss = add(loss, wide.load(Z, s, 0))
+            loss = mul(loss, inv)
+        store(HY, 5, 0, loss)
+        store(HY, 6, 0, add(chk, mul(loss, zv)))
+        for w in range(nl):
+            if alive[w] and not (np.isfinite(HY[6, w]) and np.isfinite(HY[5, w])):
+                n = nets[first + w]
+                diverged[n] = t
+                for i in range(P):  # the parameters the step started from, as the row engine leaves them
+                    params[n, i] = PW[i, w]
+                alive[w] = False
+                n_alive -= 1
+        if n_alive == 0:
+            return
+        if rec:
+            for w in range(nl):
+                if alive[w]:
+                    curves[nets[first + w], t // record_every] = HY[5, w]
+        if track and rec:
+            for l in range(L):
+                sq = zv
+                for i in range(w_off[l], b_off[l]):
+                    gi = wide.load(G, i, 0)
+                    sq = add(sq, mul(gi, gi))
+                store(HY, 7, 0, simd.sqrt(sq))
+                for w in range(nl):
+                    if alive[w]:
+                        gnorms[nets[first + w], t // record_every, l] = HY[7, w]
+
+        # update
+        for w in range(nl):
+            HY[3, w], HY[4, w] = one, one
+            if opt == 3:
+                n = nets[first + w]
+                HY[3, w] = 1.0 / (1.0 - hyper64[n, MOM] ** (t + 1))
+                HY[4, w] = 1.0 / (1.0 - hyper64[n, 5] ** (t + 1))
+        lr, mu, wd = wide.load(HY, 0, 0), wide.load(HY, 1, 0), wide.load(HY, 2, 0)
+        c1, c2 = wide.load(HY, 3, 0), wide.load(HY, 4, 0)
+        for l in range(L):
+            _update(PW, G, V, M2, w_off[l], b_off[l], wd, opt, lr, mu, b2, eps, c1, c2, onev)
+            _update(PW, G, V, M2, b_off[l], b_off[l] + sizes[l + 1], zv, opt, lr, mu, b2, eps, c1, c2, onev)
+
+    for w in range(nl):
+        if alive[w]:
+            n = nets[first + w]
+            for i in range(P):
+                params[n, i] = PW[i, w]
+
+
+@njit(parallel=True, **_jit)
+def train_lanes_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
+                       record_every, c, track, curves, diverged, gnorms):
+    """Trains the networks ``params[nets]`` (full batch) in place, ``wide`` lanes at a time; fills their rows of
+    ``curves``, ``diverged`` and ``gnorms``. The other arguments are the row engine's
+    (``cpu.train_batch_kernel``)."""
+    W = wide.BYTES // params.itemsize
+    for g in prange((nets.size + W - 1) // W):
+        _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
+                     record_every, c, track, curves, diverged, gnorms)

@@ -27,12 +27,13 @@ def _takes(net, tr, dropout, n_samples=60):
 
 
 def test_lanes_take_small_full_batch_networks_without_dropout():
-    small, wide = Network(5, (6, 5), 1), Network(5, (lanes.MAX_WIDTH + 1,), 1)
-    full, mini = Training(), Training(batch_size=16)
+    small, full, mini = Network(5, (6, 5), 1), Training(), Training(batch_size=16)
     assert list(_takes(small, full, [0.0, 0.2, 0.0])) == [True, False, True]
     assert not _takes(small, mini, [0.0]).any()
-    assert not _takes(wide, full, [0.0]).any()
-    assert _takes(Network(5, (lanes.MAX_WIDTH,), 1), full, [0.0]).all()
+    W, D = lanes.MAX_WIDTH, lanes.MAX_DEEP_WIDTH
+    for hidden, n_out, taken in [((W,), 1, True), ((W + 1,), 1, False), ((), W, True), ((4,), W + 1, False),
+                                 ((D,) * 4, 10, True), ((D + 1, D), 1, False), ((D, D + 1), 1, False)]:
+        assert _takes(Network(5, hidden, n_out), full, [0.0]).all() == taken, (hidden, n_out)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -68,12 +69,14 @@ def test_softmax_and_adam_with_a_network_of_every_kind_in_one_call(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_identity_output_and_momentum(dtype):
+@pytest.mark.parametrize("hidden", [(5, 4, 3), (40,)])
+def test_identity_output_and_momentum(dtype, hidden):
     rs = np.random.default_rng(14)
     X = rs.normal(size=(40, 3))
     y = np.stack([X[:, 0] - X[:, 1], X[:, 2] ** 2], axis=1)
-    _compare(Network(3, (5, 4, 3), 2, "tanh", "identity"), X, y, Training("momentum", lr=0.05, steps=30),
-             dtype, seeds=np.arange(N))
+    net = Network(3, hidden, 2, "tanh", "identity")
+    assert _takes(net, Training(), [0.0], n_samples=40).all()
+    _compare(net, X, y, Training("momentum", lr=0.05, steps=30), dtype, seeds=np.arange(N))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

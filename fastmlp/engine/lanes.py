@@ -27,10 +27,14 @@ from .simd import add, fma, mul, store, sub, where_gt, wide
 
 _jit = dict(cache=CACHE, **JIT)
 
-# The widest layer a network may have to be trained here. Per sample and network this engine does the products'
-# multiply-adds with an operand from memory (a parameter vector) and updates the gradient in memory, where the
-# row engine's tiles run from registers: past ~16 units its tiles win (bench/NOTES.md, change 30).
-MAX_WIDTH = 16
+# How wide a network's layers may be to be trained here (the inputs excepted). Per sample and network this engine
+# runs each product with a parameter vector from memory per multiply-add and adds to the gradient in memory,
+# where the row engine's tiles keep theirs in registers over 891-sample rows: it wins while the products between
+# hidden layers are small. Measured against the row engine (bench/NOTES.md, change 30; float32 / float64, tanh,
+# W1's data): one hidden layer of 4, 16, 32, 64 units 1.27 / 0.98, 1.44 / 0.99, 1.37 / -, 1.22 / 1.09x;
+# 8x2 1.31 / 1.01x, 8x4 1.14 / 1.02x; but 16x2 - / 0.99x, 24x2 0.95 / -, 16x3 0.98 / 0.88x, 64x2 0.69 / 0.79x.
+MAX_WIDTH = 64  # a network with at most one hidden layer (and its output layer)
+MAX_DEEP_WIDTH = 8  # every hidden layer of a network with two or more
 # samples per block (the code below names its four accumulators)
 Q = 4
 
@@ -38,12 +42,15 @@ Q = 4
 def takes(problem):
     """Which networks of ``problem`` this engine trains: ``(N,)`` bool.
 
-    Full batch, no dropout (a mask per network and sample would need a random number per lane), and no layer
-    (inputs excepted) wider than ``MAX_WIDTH`` units. Every condition is about the network itself.
+    Full batch, no dropout (a mask per network and sample would need a random number per lane), an output
+    layer of at most ``MAX_WIDTH`` units, and hidden layers of at most ``MAX_WIDTH`` units if there is one, at
+    most ``MAX_DEEP_WIDTH`` if there are more. Every condition is about the network itself.
     """
     N = problem.params.shape[0]
     full = problem.batch_size <= 0 or problem.batch_size >= problem.X.shape[0]
-    small = max(problem.sizes[1:]) <= MAX_WIDTH
+    hidden, n_out = problem.sizes[1:-1], problem.sizes[-1]
+    widest = MAX_WIDTH if len(hidden) <= 1 else MAX_DEEP_WIDTH
+    small = n_out <= MAX_WIDTH and all(h <= widest for h in hidden)
     if not (full and small):
         return np.zeros(N, dtype=bool)
     return np.asarray(problem.dropout) == 0

@@ -37,8 +37,19 @@ def test_zero_init_only_the_output_bias_learns(titanic, engine):
                                               ("adam", (6, 5, 4)), ("sgd", (13, 3, 9)), ("adam", (1, 10, 2))])
 def test_constant_init_keeps_hidden_units_bit_identical(titanic, dtype, optimizer, hidden):
     """Widths cover odd and even layers, fan-ins below, at and above the kernels' block widths (4 and 8)."""
-    net = Network(7, hidden, 1, "tanh", "sigmoid")
-    tr = Training(optimizer, lr=0.01, steps=300, batch_size=64)
+    _check_units_stay_copies(titanic, dtype, Network(7, hidden, 1, "tanh", "sigmoid"),
+                             Training(optimizer, lr=0.01, steps=300, batch_size=64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer,hidden", [("sgd", (6, 5, 4)), ("adam", (40,))])
+def test_constant_init_keeps_hidden_units_bit_identical_in_the_lanes_engine(titanic, dtype, optimizer, hidden):
+    """Full batch, no dropout: these networks train one per SIMD lane (engine/lanes.py)."""
+    _check_units_stay_copies(titanic, dtype, Network(7, hidden, 1, "tanh", "sigmoid"),
+                             Training(optimizer, lr=0.01, steps=300))
+
+
+def _check_units_stay_copies(titanic, dtype, net, tr):
     res = train_batch(net, titanic.X, titanic.y, init_batch(net, Init("constant", value=0.3), [0, 1], dtype),
                       training=tr)
     assert np.all(res.status == "ok")
@@ -52,7 +63,7 @@ def test_constant_init_keeps_hidden_units_bit_identical(titanic, dtype, optimize
             assert np.array_equal(rows, np.broadcast_to(rows[0], rows.shape))
         # and the first layer's columns (one per input) do differ: it is the rows that stay equal
         assert len(np.unique(layers[0][0][0])) > 1
-        assert diagnose(net, res.params[i], titanic.X)["distinct_units"] == [1, 1, 1]
+        assert diagnose(net, res.params[i], titanic.X)["distinct_units"] == [1] * len(net.hidden)
 
 
 def test_an_n_unit_layer_of_copies_computes_a_one_unit_function(titanic):

@@ -129,7 +129,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     G = _zeros_aligned(P, W, params)
     V = _zeros_aligned(P, W, params)
     M2 = _zeros_aligned(P, W, params)
-    HY = _zeros_aligned(8, W, params)  # lr, momentum, weight decay, Adam's two corrections, loss, check
+    HY = _zeros_aligned(8, W, params)  # lr, momentum, weight decay, Adam's corrections, loss, check, grad norm
     for w in range(nl):
         n = nets[first + w]
         for i in range(P):
@@ -147,7 +147,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     H = _zeros_aligned(Q * U, W, params)  # a block's activations (the output layer's logits): row Q unit + q
     D = _zeros_aligned(Q * U, W, params)  # and their deltas
     E = _zeros_aligned(K + 1, W, params)  # softmax's exponentials and their sum
-    Z = _zeros_aligned(S * K if record_every > 0 else 0, W, params)  # the logits, on the steps that record a loss
+    Z = _zeros_aligned(S * K, W, params)  # the logits, on the steps that record a loss
     cvt = np.empty(1, dtype=params.dtype)
     cvt[0] = 1.0 / S if out == 1 else 1.0 / (S * K)
     inv = wide.splat(cvt[0])

@@ -280,19 +280,19 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
         loss = zv
         if rec:
             if out == 0:
-                for s in range(S):
+                for s in range(S):  # indexed, not row views: a view per sample is a reference count pair
                     for o in range(K):
-                        r, tv = Z[s * K + o], T[s, o]
+                        k, tv = s * K + o, T[s, o]
                         for w in range(W):
-                            z = r[w]
-                            r[w] = (z if z > zero else zero) - z * tv + log1p_exp_neg(abs(z))
+                            z = Z[k, w]
+                            Z[k, w] = (z if z > zero else zero) - z * tv + log1p_exp_neg(abs(z))
             elif out == 2:
                 for s in range(S):
                     for o in range(K):
-                        r, tv = Z[s * K + o], T[s, o]
+                        k, tv = s * K + o, T[s, o]
                         for w in range(W):
-                            d = r[w] - tv
-                            r[w] = d * d
+                            d = Z[k, w] - tv
+                            Z[k, w] = d * d
             step = 1 if out != 1 else K  # softmax keeps one term per sample
             for s in range(0, S * K, step):
                 loss = add(loss, wide.load(Z, s, 0))

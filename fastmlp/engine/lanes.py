@@ -84,6 +84,14 @@ def _derivative_times(d, h, act, one, zero, slope):
     return d
 
 
+@njit(inline="always", **_jit)
+def _output_delta(z, t, out, half, two, inv):
+    """d loss / d logit for a sigmoid (``out`` 0) or identity (2) output, as the row engine computes it."""
+    if out == 0:
+        return mul(sub(add(half, mul(half, tanh_fast(mul(half, z)))), t), inv)
+    return mul(mul(two, sub(z, t)), inv)
+
+
 @njit(**_jit)
 def _update(PW, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
     """The row engine's ``_update``, one vector (one parameter of every lane) at a time."""
@@ -192,89 +200,126 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
                     store(H, r + 1, 0, a1)
                     store(H, r + 2, 0, a2)
                     store(H, r + 3, 0, a3)
-            # d loss / d logits; the check sum is NaN in a lane iff one of its logits is not finite
-            for q in range(min(Q, S - s)):
-                sq = s + q
+            # d loss / d logits; the check sum is NaN in a lane iff one of its logits is not finite. A whole block
+            # of a sigmoid or identity output at once, written out as four chains (change 31); softmax, and a
+            # block past the last sample, one sample at a time.
+            if out != 1 and s + Q <= S:
                 for o in range(K):
-                    z = wide.load(H, Q * (oL + o) + q, 0)
-                    chk = add(chk, mul(z, zv))
+                    r = Q * (oL + o)
+                    z0, z1 = wide.load(H, r, 0), wide.load(H, r + 1, 0)
+                    z2, z3 = wide.load(H, r + 2, 0), wide.load(H, r + 3, 0)
+                    chk = add(add(add(add(chk, mul(z0, zv)), mul(z1, zv)), mul(z2, zv)), mul(z3, zv))
                     if rec:
-                        store(Z, sq * K + o, 0, z)
-                if out == 0:
+                        store(Z, s * K + o, 0, z0)
+                        store(Z, (s + 1) * K + o, 0, z1)
+                        store(Z, (s + 2) * K + o, 0, z2)
+                        store(Z, (s + 3) * K + o, 0, z3)
+                    store(D, r, 0, _output_delta(z0, wide.broadcast(T, s, o), out, half, two, inv))
+                    store(D, r + 1, 0, _output_delta(z1, wide.broadcast(T, s + 1, o), out, half, two, inv))
+                    store(D, r + 2, 0, _output_delta(z2, wide.broadcast(T, s + 2, o), out, half, two, inv))
+                    store(D, r + 3, 0, _output_delta(z3, wide.broadcast(T, s + 3, o), out, half, two, inv))
+            else:
+                for q in range(min(Q, S - s)):
+                    sq = s + q
                     for o in range(K):
                         z = wide.load(H, Q * (oL + o) + q, 0)
-                        sg = add(half, mul(half, tanh_fast(mul(half, z))))
-                        store(D, Q * (oL + o) + q, 0, mul(sub(sg, wide.broadcast(T, sq, o)), inv))
-                elif out == 2:
-                    for o in range(K):
-                        d = sub(wide.load(H, Q * (oL + o) + q, 0), wide.broadcast(T, sq, o))
-                        store(D, Q * (oL + o) + q, 0, mul(mul(two, d), inv))
-                else:
-                    mx = wide.load(H, Q * oL + q, 0)
-                    for o in range(1, K):
-                        z = wide.load(H, Q * (oL + o) + q, 0)
-                        mx = where_gt(z, mx, z, mx)
-                    for o in range(K):
-                        store(E, o, 0, sub(wide.load(H, Q * (oL + o) + q, 0), mx))
-                        for w in range(W):  # libm-free exp, vectorised by LLVM along the lanes
-                            E[o, w] = exp_neg(E[o, w])
-                    tot = zv
-                    for o in range(K):
-                        tot = add(tot, wide.load(E, o, 0))
-                    for o in range(K):
-                        d = sub(simd.div(wide.load(E, o, 0), tot), wide.broadcast(T, sq, o))
-                        store(D, Q * (oL + o) + q, 0, mul(d, inv))
-                    if rec:  # the sample's loss, log(sum) + max - sum_o t_o z_o, kept in place of its first logit
-                        dot = zv
+                        chk = add(chk, mul(z, zv))
+                        if rec:
+                            store(Z, sq * K + o, 0, z)
+                    if out != 1:
                         for o in range(K):
-                            dot = add(dot, mul(wide.broadcast(T, sq, o), wide.load(H, Q * (oL + o) + q, 0)))
-                        store(E, K, 0, tot)
-                        for w in range(W):
-                            E[K, w] = log_fast(E[K, w])
-                        store(Z, sq * K, 0, sub(add(wide.load(E, K, 0), mx), dot))
+                            z, r = wide.load(H, Q * (oL + o) + q, 0), Q * (oL + o) + q
+                            store(D, r, 0, _output_delta(z, wide.broadcast(T, sq, o), out, half, two, inv))
+                    else:
+                        mx = wide.load(H, Q * oL + q, 0)
+                        for o in range(1, K):
+                            z = wide.load(H, Q * (oL + o) + q, 0)
+                            mx = where_gt(z, mx, z, mx)
+                        for o in range(K):
+                            store(E, o, 0, sub(wide.load(H, Q * (oL + o) + q, 0), mx))
+                            for w in range(W):  # libm-free exp, vectorised by LLVM along the lanes
+                                E[o, w] = exp_neg(E[o, w])
+                        tot = zv
+                        for o in range(K):
+                            tot = add(tot, wide.load(E, o, 0))
+                        for o in range(K):
+                            d = sub(simd.div(wide.load(E, o, 0), tot), wide.broadcast(T, sq, o))
+                            store(D, Q * (oL + o) + q, 0, mul(d, inv))
+                        if rec:  # the sample's loss, log(sum) + max - sum_o t_o z_o, in its first logit's place
+                            dot = zv
+                            for o in range(K):
+                                dot = add(dot, mul(wide.broadcast(T, sq, o), wide.load(H, Q * (oL + o) + q, 0)))
+                            store(E, K, 0, tot)
+                            for w in range(W):
+                                E[K, w] = log_fast(E[K, w])
+                            store(Z, sq * K, 0, sub(add(wide.load(E, K, 0), mx), dot))
             for q in range(S - s, Q):  # zero deltas: the repeated samples add exactly nothing to the gradient
                 for o in range(K):
                     store(D, Q * (oL + o) + q, 0, zv)
 
-            # backward: the block's share of every gradient, sample after sample (the order of the sum), then the
-            # deltas of the layer below
-            for l in range(L - 1, -1, -1):
-                fi, fo, w0, b0 = sizes[l], sizes[l + 1], w_off[l], b_off[l]
-                r_in, r_out = Q * roff[l - 1], Q * roff[l]
-                for j in range(fo):
-                    r = r_out + Q * j
-                    d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
-                    d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
-                    store(G, b0 + j, 0, add(add(add(add(wide.load(G, b0 + j, 0), d0), d1), d2), d3))
-                    k = w0 + j * fi
-                    if l == 0:
-                        for i in range(fi):
-                            gv = fma(d0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
-                            gv = fma(d1, wide.broadcast(X, s1, i), gv)
-                            gv = fma(d2, wide.broadcast(X, s2, i), gv)
-                            store(G, k + i, 0, fma(d3, wide.broadcast(X, s3, i), gv))
-                    else:
-                        for i in range(fi):
-                            ri = r_in + Q * i
-                            gv = fma(d0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
-                            gv = fma(d1, wide.load(H, ri + 1, 0), gv)
-                            gv = fma(d2, wide.load(H, ri + 2, 0), gv)
-                            store(G, k + i, 0, fma(d3, wide.load(H, ri + 3, 0), gv))
-                if l > 0:
+            # backward: the block's share of every gradient, each element's four terms in sample order (the order
+            # of the sum). The output layer's from its deltas; then, layer by layer down, each unit's four deltas
+            # (kept in D for the layer below) and at once, while they are in registers, its bias's and weights'
+            # gradient: no second pass over the deltas (bench/NOTES.md, change 31).
+            l = L - 1  # the output layer's biases and weights
+            fi, r_in = sizes[l], Q * roff[l - 1]
+            for o in range(K):
+                r, k, kb = Q * (oL + o), w_off[l] + o * fi, b_off[l] + o
+                d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
+                d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
+                store(G, kb, 0, add(add(add(add(wide.load(G, kb, 0), d0), d1), d2), d3))
+                if L == 1:
                     for i in range(fi):
-                        a0 = zv
-                        a1, a2, a3 = a0, a0, a0
-                        for j in range(fo):
-                            wv, r = wide.load(PW, w0 + j * fi + i, 0), r_out + Q * j
-                            a0 = fma(wv, wide.load(D, r, 0), a0)
-                            a1 = fma(wv, wide.load(D, r + 1, 0), a1)
-                            a2 = fma(wv, wide.load(D, r + 2, 0), a2)
-                            a3 = fma(wv, wide.load(D, r + 3, 0), a3)
+                        gv = fma(d0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
+                        gv = fma(d1, wide.broadcast(X, s1, i), gv)
+                        gv = fma(d2, wide.broadcast(X, s2, i), gv)
+                        store(G, k + i, 0, fma(d3, wide.broadcast(X, s3, i), gv))
+                else:
+                    for i in range(fi):
                         ri = r_in + Q * i
-                        store(D, ri, 0, _derivative_times(a0, wide.load(H, ri, 0), act, onev, zv, slope))
-                        store(D, ri + 1, 0, _derivative_times(a1, wide.load(H, ri + 1, 0), act, onev, zv, slope))
-                        store(D, ri + 2, 0, _derivative_times(a2, wide.load(H, ri + 2, 0), act, onev, zv, slope))
-                        store(D, ri + 3, 0, _derivative_times(a3, wide.load(H, ri + 3, 0), act, onev, zv, slope))
+                        gv = fma(d0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
+                        gv = fma(d1, wide.load(H, ri + 1, 0), gv)
+                        gv = fma(d2, wide.load(H, ri + 2, 0), gv)
+                        store(G, k + i, 0, fma(d3, wide.load(H, ri + 3, 0), gv))
+            for l in range(L - 1, 0, -1):  # the deltas into layer l - 1, and that layer's gradient
+                fi, fo, w0 = sizes[l], sizes[l + 1], w_off[l]
+                fb, wb, bb = sizes[l - 1], w_off[l - 1], b_off[l - 1]
+                r_in, r_out = Q * roff[l - 1], Q * roff[l]
+                for j in range(fi):  # unit j of layer l - 1
+                    rj = r_in + Q * j
+                    a0 = zv
+                    a1, a2, a3 = a0, a0, a0
+                    for o in range(fo):
+                        r, k = r_out + Q * o, w0 + o * fi + j
+                        d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
+                        d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
+                        wv = wide.load(PW, k, 0)
+                        a0, a1, a2, a3 = fma(wv, d0, a0), fma(wv, d1, a1), fma(wv, d2, a2), fma(wv, d3, a3)
+                    a0 = _derivative_times(a0, wide.load(H, rj, 0), act, onev, zv, slope)
+                    a1 = _derivative_times(a1, wide.load(H, rj + 1, 0), act, onev, zv, slope)
+                    a2 = _derivative_times(a2, wide.load(H, rj + 2, 0), act, onev, zv, slope)
+                    a3 = _derivative_times(a3, wide.load(H, rj + 3, 0), act, onev, zv, slope)
+                    if l > 1:  # the layer below this one needs them
+                        store(D, rj, 0, a0)
+                        store(D, rj + 1, 0, a1)
+                        store(D, rj + 2, 0, a2)
+                        store(D, rj + 3, 0, a3)
+                    store(G, bb + j, 0, add(add(add(add(wide.load(G, bb + j, 0), a0), a1), a2), a3))
+                    k = wb + j * fb
+                    if l == 1:
+                        for i in range(fb):
+                            gv = fma(a0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
+                            gv = fma(a1, wide.broadcast(X, s1, i), gv)
+                            gv = fma(a2, wide.broadcast(X, s2, i), gv)
+                            store(G, k + i, 0, fma(a3, wide.broadcast(X, s3, i), gv))
+                    else:
+                        r2 = Q * roff[l - 2]
+                        for i in range(fb):
+                            ri = r2 + Q * i
+                            gv = fma(a0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
+                            gv = fma(a1, wide.load(H, ri + 1, 0), gv)
+                            gv = fma(a2, wide.load(H, ri + 2, 0), gv)
+                            store(G, k + i, 0, fma(a3, wide.load(H, ri + 3, 0), gv))
 
         # the loss: each sample's term, then their sum in order, lane by lane
         loss = zv

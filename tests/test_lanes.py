@@ -10,7 +10,7 @@ from fastmlp.engine.config import VECTOR_BYTES
 from test_engines import _compare
 
 # more networks than one group of lanes holds in either dtype, and not a multiple of the lane count
-N = 2 * VECTOR_BYTES // 4 + 3
+N = 2 * VECTOR_BYTES // 4 + 3  # a group is two vectors: 32 float32 lanes with AVX-512
 
 
 def _xy(rs, n=60, f=5):

@@ -3,8 +3,8 @@
 The row engine (``engine/cpu.py``) trains one network per thread and runs each pass of a step along the samples:
 for W1's 7 -> 4 -> 1 network that is ~12 passes over 891-sample rows per step, each too short in its other
 dimension to keep the vector units busy (bench/NOTES.md, "What would close the gaps"). Here a group of ``W``
-networks (the host's vector width: 8 float64 or 16 float32 on AVX-512) shares every vector register, one network
-per lane: parameter ``i`` of the group is one vector, a sample's whole forward and backward pass runs on those
+networks (two of the host's vectors: 16 float64 or 32 float32 on AVX-512) shares every vector, one network per
+lane: parameter ``i`` of the group is one vector, a sample's whole forward and backward pass runs on those
 vectors, and every input value is broadcast to all lanes (the networks of a batch share the data). The gradient
 is summed over the samples in order, lane by lane.
 
@@ -23,7 +23,8 @@ from . import simd
 from .config import CACHE, JIT
 from .cpu import _BETA2, _EPS, _HALF, _ONE, _SLOPE, _TWO, _ZERO, DROP, LR, MOM, WD, _zeros_aligned
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
-from .simd import add, fma, mul, store, sub, where_gt, wide
+from .simd import add, fma, mul, store, sub, where_gt
+from .simd import wide_pair as group  # the vectors of a group of networks: two of the host's (change 32)
 
 _jit = dict(cache=CACHE, **JIT)
 
@@ -96,20 +97,20 @@ def _output_delta(z, t, out, half, two, inv):
 def _update(PW, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
     """The row engine's ``_update``, one vector (one parameter of every lane) at a time."""
     for i in range(i0, i1):
-        p, g = wide.load(PW, i, 0), add(wide.load(G, i, 0), mul(wd, wide.load(PW, i, 0)))
+        p, g = group.load(PW, i, 0), add(group.load(G, i, 0), mul(wd, group.load(PW, i, 0)))
         if opt == 0:
             p = sub(p, mul(lr, g))
         elif opt == 1:
-            v = add(mul(mu, wide.load(V, i, 0)), g)
+            v = add(mul(mu, group.load(V, i, 0)), g)
             store(V, i, 0, v)
             p = sub(p, mul(lr, v))
         elif opt == 2:
-            v = add(mul(mu, wide.load(V, i, 0)), g)
+            v = add(mul(mu, group.load(V, i, 0)), g)
             store(V, i, 0, v)
             p = sub(p, mul(lr, add(g, mul(mu, v))))
         else:
-            v = add(mul(mu, wide.load(V, i, 0)), mul(sub(one, mu), g))
-            m = add(mul(b2, wide.load(M2, i, 0)), mul(sub(one, b2), mul(g, g)))
+            v = add(mul(mu, group.load(V, i, 0)), mul(sub(one, mu), g))
+            m = add(mul(b2, group.load(M2, i, 0)), mul(sub(one, b2), mul(g, g)))
             store(V, i, 0, v)
             store(M2, i, 0, m)
             p = sub(p, simd.div(mul(lr, mul(v, c1)), add(simd.sqrt(mul(m, c2)), eps)))
@@ -119,7 +120,7 @@ def _update(PW, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
 @njit(**_jit)
 def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
                  record_every, c, track, curves, diverged, gnorms):
-    W = wide.BYTES // params.itemsize
+    W = group.BYTES // params.itemsize
     L = sizes.size - 1
     S = X.shape[0]
     K = T.shape[1]
@@ -127,10 +128,10 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     first = g * W
     nl = min(W, nets.size - first)
     zero, one = c[_ZERO], c[_ONE]
-    zv, onev = wide.splat(zero), wide.splat(one)
-    half, two = wide.splat(c[_HALF]), wide.splat(c[_TWO])
-    b2, eps = wide.splat(c[_BETA2]), wide.splat(c[_EPS])
-    slope = wide.splat(c[_SLOPE])
+    zv, onev = group.splat(zero), group.splat(one)
+    half, two = group.splat(c[_HALF]), group.splat(c[_TWO])
+    b2, eps = group.splat(c[_BETA2]), group.splat(c[_EPS])
+    slope = group.splat(c[_SLOPE])
 
     # parameter i of lane w at PW[i, w]; lanes past the group's networks train a network of zeros, never read
     PW = _zeros_aligned(P, W, params)
@@ -158,7 +159,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     Z = _zeros_aligned(S * K, W, params)  # the logits, on the steps that record a loss
     cvt = np.empty(1, dtype=params.dtype)
     cvt[0] = 1.0 / S if out == 1 else 1.0 / (S * K)
-    inv = wide.splat(cvt[0])
+    inv = group.splat(cvt[0])
     oL = roff[L - 1]
 
     for t in range(steps):
@@ -175,23 +176,23 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
                 fi, fo, w0, b0 = sizes[l], sizes[l + 1], w_off[l], b_off[l]
                 r_in, r_out = Q * roff[l - 1], Q * roff[l]
                 for j in range(fo):
-                    a0 = wide.load(PW, b0 + j, 0)
+                    a0 = group.load(PW, b0 + j, 0)
                     a1, a2, a3 = a0, a0, a0
                     k = w0 + j * fi
                     if l == 0:
                         for i in range(fi):
-                            wv = wide.load(PW, k + i, 0)
-                            a0 = fma(wv, wide.broadcast(X, s0, i), a0)
-                            a1 = fma(wv, wide.broadcast(X, s1, i), a1)
-                            a2 = fma(wv, wide.broadcast(X, s2, i), a2)
-                            a3 = fma(wv, wide.broadcast(X, s3, i), a3)
+                            wv = group.load(PW, k + i, 0)
+                            a0 = fma(wv, group.broadcast(X, s0, i), a0)
+                            a1 = fma(wv, group.broadcast(X, s1, i), a1)
+                            a2 = fma(wv, group.broadcast(X, s2, i), a2)
+                            a3 = fma(wv, group.broadcast(X, s3, i), a3)
                     else:
                         for i in range(fi):
-                            wv, r = wide.load(PW, k + i, 0), r_in + Q * i
-                            a0 = fma(wv, wide.load(H, r, 0), a0)
-                            a1 = fma(wv, wide.load(H, r + 1, 0), a1)
-                            a2 = fma(wv, wide.load(H, r + 2, 0), a2)
-                            a3 = fma(wv, wide.load(H, r + 3, 0), a3)
+                            wv, r = group.load(PW, k + i, 0), r_in + Q * i
+                            a0 = fma(wv, group.load(H, r, 0), a0)
+                            a1 = fma(wv, group.load(H, r + 1, 0), a1)
+                            a2 = fma(wv, group.load(H, r + 2, 0), a2)
+                            a3 = fma(wv, group.load(H, r + 3, 0), a3)
                     if l < L - 1:
                         a0, a1 = _activate(a0, act, half, zv, slope), _activate(a1, act, half, zv, slope)
                         a2, a3 = _activate(a2, act, half, zv, slope), _activate(a3, act, half, zv, slope)
@@ -206,53 +207,53 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             if out != 1 and s + Q <= S:
                 for o in range(K):
                     r = Q * (oL + o)
-                    z0, z1 = wide.load(H, r, 0), wide.load(H, r + 1, 0)
-                    z2, z3 = wide.load(H, r + 2, 0), wide.load(H, r + 3, 0)
+                    z0, z1 = group.load(H, r, 0), group.load(H, r + 1, 0)
+                    z2, z3 = group.load(H, r + 2, 0), group.load(H, r + 3, 0)
                     chk = add(add(add(add(chk, mul(z0, zv)), mul(z1, zv)), mul(z2, zv)), mul(z3, zv))
                     if rec:
                         store(Z, s * K + o, 0, z0)
                         store(Z, (s + 1) * K + o, 0, z1)
                         store(Z, (s + 2) * K + o, 0, z2)
                         store(Z, (s + 3) * K + o, 0, z3)
-                    store(D, r, 0, _output_delta(z0, wide.broadcast(T, s, o), out, half, two, inv))
-                    store(D, r + 1, 0, _output_delta(z1, wide.broadcast(T, s + 1, o), out, half, two, inv))
-                    store(D, r + 2, 0, _output_delta(z2, wide.broadcast(T, s + 2, o), out, half, two, inv))
-                    store(D, r + 3, 0, _output_delta(z3, wide.broadcast(T, s + 3, o), out, half, two, inv))
+                    store(D, r, 0, _output_delta(z0, group.broadcast(T, s, o), out, half, two, inv))
+                    store(D, r + 1, 0, _output_delta(z1, group.broadcast(T, s + 1, o), out, half, two, inv))
+                    store(D, r + 2, 0, _output_delta(z2, group.broadcast(T, s + 2, o), out, half, two, inv))
+                    store(D, r + 3, 0, _output_delta(z3, group.broadcast(T, s + 3, o), out, half, two, inv))
             else:
                 for q in range(min(Q, S - s)):
                     sq = s + q
                     for o in range(K):
-                        z = wide.load(H, Q * (oL + o) + q, 0)
+                        z = group.load(H, Q * (oL + o) + q, 0)
                         chk = add(chk, mul(z, zv))
                         if rec:
                             store(Z, sq * K + o, 0, z)
                     if out != 1:
                         for o in range(K):
-                            z, r = wide.load(H, Q * (oL + o) + q, 0), Q * (oL + o) + q
-                            store(D, r, 0, _output_delta(z, wide.broadcast(T, sq, o), out, half, two, inv))
+                            z, r = group.load(H, Q * (oL + o) + q, 0), Q * (oL + o) + q
+                            store(D, r, 0, _output_delta(z, group.broadcast(T, sq, o), out, half, two, inv))
                     else:
-                        mx = wide.load(H, Q * oL + q, 0)
+                        mx = group.load(H, Q * oL + q, 0)
                         for o in range(1, K):
-                            z = wide.load(H, Q * (oL + o) + q, 0)
+                            z = group.load(H, Q * (oL + o) + q, 0)
                             mx = where_gt(z, mx, z, mx)
                         for o in range(K):
-                            store(E, o, 0, sub(wide.load(H, Q * (oL + o) + q, 0), mx))
+                            store(E, o, 0, sub(group.load(H, Q * (oL + o) + q, 0), mx))
                             for w in range(W):  # libm-free exp, vectorised by LLVM along the lanes
                                 E[o, w] = exp_neg(E[o, w])
                         tot = zv
                         for o in range(K):
-                            tot = add(tot, wide.load(E, o, 0))
+                            tot = add(tot, group.load(E, o, 0))
                         for o in range(K):
-                            d = sub(simd.div(wide.load(E, o, 0), tot), wide.broadcast(T, sq, o))
+                            d = sub(simd.div(group.load(E, o, 0), tot), group.broadcast(T, sq, o))
                             store(D, Q * (oL + o) + q, 0, mul(d, inv))
                         if rec:  # the sample's loss, log(sum) + max - sum_o t_o z_o, in its first logit's place
                             dot = zv
                             for o in range(K):
-                                dot = add(dot, mul(wide.broadcast(T, sq, o), wide.load(H, Q * (oL + o) + q, 0)))
+                                dot = add(dot, mul(group.broadcast(T, sq, o), group.load(H, Q * (oL + o) + q, 0)))
                             store(E, K, 0, tot)
                             for w in range(W):
                                 E[K, w] = log_fast(E[K, w])
-                            store(Z, sq * K, 0, sub(add(wide.load(E, K, 0), mx), dot))
+                            store(Z, sq * K, 0, sub(add(group.load(E, K, 0), mx), dot))
             for q in range(S - s, Q):  # zero deltas: the repeated samples add exactly nothing to the gradient
                 for o in range(K):
                     store(D, Q * (oL + o) + q, 0, zv)
@@ -265,22 +266,22 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             fi, r_in = sizes[l], Q * roff[l - 1]
             for o in range(K):
                 r, k, kb = Q * (oL + o), w_off[l] + o * fi, b_off[l] + o
-                d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
-                d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
-                store(G, kb, 0, add(add(add(add(wide.load(G, kb, 0), d0), d1), d2), d3))
+                d0, d1 = group.load(D, r, 0), group.load(D, r + 1, 0)
+                d2, d3 = group.load(D, r + 2, 0), group.load(D, r + 3, 0)
+                store(G, kb, 0, add(add(add(add(group.load(G, kb, 0), d0), d1), d2), d3))
                 if L == 1:
                     for i in range(fi):
-                        gv = fma(d0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
-                        gv = fma(d1, wide.broadcast(X, s1, i), gv)
-                        gv = fma(d2, wide.broadcast(X, s2, i), gv)
-                        store(G, k + i, 0, fma(d3, wide.broadcast(X, s3, i), gv))
+                        gv = fma(d0, group.broadcast(X, s0, i), group.load(G, k + i, 0))
+                        gv = fma(d1, group.broadcast(X, s1, i), gv)
+                        gv = fma(d2, group.broadcast(X, s2, i), gv)
+                        store(G, k + i, 0, fma(d3, group.broadcast(X, s3, i), gv))
                 else:
                     for i in range(fi):
                         ri = r_in + Q * i
-                        gv = fma(d0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
-                        gv = fma(d1, wide.load(H, ri + 1, 0), gv)
-                        gv = fma(d2, wide.load(H, ri + 2, 0), gv)
-                        store(G, k + i, 0, fma(d3, wide.load(H, ri + 3, 0), gv))
+                        gv = fma(d0, group.load(H, ri, 0), group.load(G, k + i, 0))
+                        gv = fma(d1, group.load(H, ri + 1, 0), gv)
+                        gv = fma(d2, group.load(H, ri + 2, 0), gv)
+                        store(G, k + i, 0, fma(d3, group.load(H, ri + 3, 0), gv))
             for l in range(L - 1, 0, -1):  # the deltas into layer l - 1, and that layer's gradient
                 fi, fo, w0 = sizes[l], sizes[l + 1], w_off[l]
                 fb, wb, bb = sizes[l - 1], w_off[l - 1], b_off[l - 1]
@@ -291,35 +292,35 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
                     a1, a2, a3 = a0, a0, a0
                     for o in range(fo):
                         r, k = r_out + Q * o, w0 + o * fi + j
-                        d0, d1 = wide.load(D, r, 0), wide.load(D, r + 1, 0)
-                        d2, d3 = wide.load(D, r + 2, 0), wide.load(D, r + 3, 0)
-                        wv = wide.load(PW, k, 0)
+                        d0, d1 = group.load(D, r, 0), group.load(D, r + 1, 0)
+                        d2, d3 = group.load(D, r + 2, 0), group.load(D, r + 3, 0)
+                        wv = group.load(PW, k, 0)
                         a0, a1, a2, a3 = fma(wv, d0, a0), fma(wv, d1, a1), fma(wv, d2, a2), fma(wv, d3, a3)
-                    a0 = _derivative_times(a0, wide.load(H, rj, 0), act, onev, zv, slope)
-                    a1 = _derivative_times(a1, wide.load(H, rj + 1, 0), act, onev, zv, slope)
-                    a2 = _derivative_times(a2, wide.load(H, rj + 2, 0), act, onev, zv, slope)
-                    a3 = _derivative_times(a3, wide.load(H, rj + 3, 0), act, onev, zv, slope)
+                    a0 = _derivative_times(a0, group.load(H, rj, 0), act, onev, zv, slope)
+                    a1 = _derivative_times(a1, group.load(H, rj + 1, 0), act, onev, zv, slope)
+                    a2 = _derivative_times(a2, group.load(H, rj + 2, 0), act, onev, zv, slope)
+                    a3 = _derivative_times(a3, group.load(H, rj + 3, 0), act, onev, zv, slope)
                     if l > 1:  # the layer below this one needs them
                         store(D, rj, 0, a0)
                         store(D, rj + 1, 0, a1)
                         store(D, rj + 2, 0, a2)
                         store(D, rj + 3, 0, a3)
-                    store(G, bb + j, 0, add(add(add(add(wide.load(G, bb + j, 0), a0), a1), a2), a3))
+                    store(G, bb + j, 0, add(add(add(add(group.load(G, bb + j, 0), a0), a1), a2), a3))
                     k = wb + j * fb
                     if l == 1:
                         for i in range(fb):
-                            gv = fma(a0, wide.broadcast(X, s0, i), wide.load(G, k + i, 0))
-                            gv = fma(a1, wide.broadcast(X, s1, i), gv)
-                            gv = fma(a2, wide.broadcast(X, s2, i), gv)
-                            store(G, k + i, 0, fma(a3, wide.broadcast(X, s3, i), gv))
+                            gv = fma(a0, group.broadcast(X, s0, i), group.load(G, k + i, 0))
+                            gv = fma(a1, group.broadcast(X, s1, i), gv)
+                            gv = fma(a2, group.broadcast(X, s2, i), gv)
+                            store(G, k + i, 0, fma(a3, group.broadcast(X, s3, i), gv))
                     else:
                         r2 = Q * roff[l - 2]
                         for i in range(fb):
                             ri = r2 + Q * i
-                            gv = fma(a0, wide.load(H, ri, 0), wide.load(G, k + i, 0))
-                            gv = fma(a1, wide.load(H, ri + 1, 0), gv)
-                            gv = fma(a2, wide.load(H, ri + 2, 0), gv)
-                            store(G, k + i, 0, fma(a3, wide.load(H, ri + 3, 0), gv))
+                            gv = fma(a0, group.load(H, ri, 0), group.load(G, k + i, 0))
+                            gv = fma(a1, group.load(H, ri + 1, 0), gv)
+                            gv = fma(a2, group.load(H, ri + 2, 0), gv)
+                            store(G, k + i, 0, fma(a3, group.load(H, ri + 3, 0), gv))
 
         # the loss: each sample's term, then their sum in order, lane by lane
         loss = zv
@@ -340,7 +341,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
                             Z[k, w] = d * d
             step = 1 if out != 1 else K  # softmax keeps one term per sample
             for s in range(0, S * K, step):
-                loss = add(loss, wide.load(Z, s, 0))
+                loss = add(loss, group.load(Z, s, 0))
             loss = mul(loss, inv)
         store(HY, 5, 0, loss)
         store(HY, 6, 0, add(chk, mul(loss, zv)))
@@ -362,7 +363,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             for l in range(L):
                 sq = zv
                 for i in range(w_off[l], b_off[l]):
-                    gi = wide.load(G, i, 0)
+                    gi = group.load(G, i, 0)
                     sq = add(sq, mul(gi, gi))
                 store(HY, 7, 0, simd.sqrt(sq))
                 for w in range(nl):
@@ -376,8 +377,8 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
                 n = nets[first + w]
                 HY[3, w] = 1.0 / (1.0 - hyper64[n, MOM] ** (t + 1))
                 HY[4, w] = 1.0 / (1.0 - hyper64[n, 5] ** (t + 1))
-        lr, mu, wd = wide.load(HY, 0, 0), wide.load(HY, 1, 0), wide.load(HY, 2, 0)
-        c1, c2 = wide.load(HY, 3, 0), wide.load(HY, 4, 0)
+        lr, mu, wd = group.load(HY, 0, 0), group.load(HY, 1, 0), group.load(HY, 2, 0)
+        c1, c2 = group.load(HY, 3, 0), group.load(HY, 4, 0)
         for l in range(L):
             _update(PW, G, V, M2, w_off[l], b_off[l], wd, opt, lr, mu, b2, eps, c1, c2, onev)
             _update(PW, G, V, M2, b_off[l], b_off[l] + sizes[l + 1], zv, opt, lr, mu, b2, eps, c1, c2, onev)
@@ -395,7 +396,7 @@ def train_lanes_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, h
     """Trains the networks ``params[nets]`` (full batch) in place, ``wide`` lanes at a time; fills their rows of
     ``curves``, ``diverged`` and ``gnorms``. The other arguments are the row engine's
     (``cpu.train_batch_kernel``)."""
-    W = wide.BYTES // params.itemsize
+    W = group.BYTES // params.itemsize
     for g in prange((nets.size + W - 1) // W):
         _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
                      record_every, c, track, curves, diverged, gnorms)

@@ -238,46 +238,43 @@ def _pow2_of_shifted_vec(typingctx, k):
 
 @njit(**JIT)
 def _exp_parts_vec(y):
-    V = simd.wide
-    k = vfma(y, V.splat(_INV_LN2), V.splat(_SHIFT))
-    n = vsub(k, V.splat(_SHIFT))
-    r = vfma(n, V.splat(-_LN2_LO), vfma(n, V.splat(-_LN2_HI), y))
+    k = vfma(y, simd.like(y, _INV_LN2), simd.like(y, _SHIFT))
+    n = vsub(k, simd.like(y, _SHIFT))
+    r = vfma(n, simd.like(y, -_LN2_LO), vfma(n, simd.like(y, -_LN2_HI), y))
     r2 = vmul(r, r)
     r4 = vmul(r2, r2)
-    b0 = vfma(vfma(V.splat(_E5), r, V.splat(_E4)), r2, vfma(V.splat(_E3), r, V.splat(_E2)))
-    b1 = vfma(vfma(V.splat(_E9), r, V.splat(_E8)), r2, vfma(V.splat(_E7), r, V.splat(_E6)))
-    b2 = vfma(V.splat(_E11), r, V.splat(_E10))
+    b0 = vfma(vfma(simd.like(y, _E5), r, simd.like(y, _E4)), r2, vfma(simd.like(y, _E3), r, simd.like(y, _E2)))
+    b1 = vfma(vfma(simd.like(y, _E9), r, simd.like(y, _E8)), r2, vfma(simd.like(y, _E7), r, simd.like(y, _E6)))
+    b2 = vfma(simd.like(y, _E11), r, simd.like(y, _E10))
     p = vfma(vfma(b2, r4, b1), r4, b0)
     return _pow2_of_shifted_vec(k), vfma(r2, p, r)
 
 
 @njit(**JIT)
 def _tanh64_vec(x):
-    V = simd.wide
     t = simd.fabs(x)
-    t = simd.where_gt(t, V.splat(20.0), V.splat(20.0), t)
-    s, em1r = _exp_parts_vec(vmul(V.splat(-2.0), t))
-    em1 = vfma(s, em1r, vsub(s, V.splat(1.0)))
-    return simd.copysign(simd.div(vmul(V.splat(-1.0), em1), simd.add(V.splat(2.0), em1)), x)
+    t = simd.where_gt(t, simd.like(x, 20.0), simd.like(x, 20.0), t)
+    s, em1r = _exp_parts_vec(vmul(simd.like(x, -2.0), t))
+    em1 = vfma(s, em1r, vsub(s, simd.like(x, 1.0)))
+    return simd.copysign(simd.div(vmul(simd.like(x, -1.0), em1), simd.add(simd.like(x, 2.0), em1)), x)
 
 
 @njit(**JIT)
 def _tanh32_vec(x):
-    V = simd.wide
-    c = V.splat(_CLAMP32)
+    c = simd.like(x, _CLAMP32)
     x = simd.where_gt(x, c, c, x)
-    c = V.splat(-_CLAMP32)
+    c = simd.like(x, -_CLAMP32)
     x = simd.where_gt(c, x, c, x)
     x2 = vmul(x, x)
-    p = V.splat(_A13)
+    p = simd.like(x, _A13)
     for a in (_A11, _A9, _A7, _A5, _A3, _A1):
-        p = vfma(p, x2, V.splat(a))
+        p = vfma(p, x2, simd.like(x, a))
     p = vmul(p, x)
-    q = vfma(vfma(vfma(V.splat(_B6), x2, V.splat(_B4)), x2, V.splat(_B2)), x2, V.splat(_B0))
+    q = vfma(vfma(vfma(simd.like(x, _B6), x2, simd.like(x, _B4)), x2, simd.like(x, _B2)), x2, simd.like(x, _B0))
     r = simd.div(p, q)
-    one = V.splat(_ONE32)
+    one = simd.like(x, _ONE32)
     r = simd.where_gt(r, one, one, r)
-    one = V.splat(-_ONE32)
+    one = simd.like(x, -_ONE32)
     return simd.where_gt(one, r, one, r)
 
 

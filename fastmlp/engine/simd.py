@@ -7,8 +7,8 @@ vector type the products can be written like a BLAS micro-kernel instead: a tile
 registers for all of a sum's terms, each loaded input vector used by several units, the weights broadcast
 from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 or 64 bytes.
 
-Two widths, each a namespace of the functions that make vectors (``load``, ``broadcast``, ``broadcast_flat``,
-``splat``, ``transpose_block``; the others take any ``Vec``):
+Three widths, each a namespace of the functions that make vectors (``load``, ``broadcast``, ``broadcast_flat``,
+``splat``, ``transpose_block``; the others take any ``Vec``, and ``like`` makes a constant of any ``Vec``'s type):
 
 * ``fixed``: 64 bytes on every machine (LLVM splits it into two registers where vectors are 32 bytes), for
   kernels whose results depend on the width: a sum accumulated lane by lane and then across the lanes (the
@@ -18,6 +18,9 @@ Two widths, each a namespace of the functions that make vectors (``load``, ``bro
 * ``wide``: the host's widest vector (64 bytes with AVX-512, else 32; ``config.VECTOR_BYTES``), for kernels
   whose lanes never meet (a lane is a sample, or an input, with its own chain of fused multiply-adds): their
   bits do not depend on the width, and AVX-512 doubles what a core can do per cycle.
+* ``wide_pair``: two of the host's widest vectors (128 bytes with AVX-512; LLVM splits every operation in two),
+  for the lanes engine, whose per-sample bookkeeping (addresses, loop counters) then serves twice the networks
+  (bench/NOTES.md, change 32).
 
 Arithmetic is ``llvm.fma`` (rounded once): a lane, a scalar, a fresh compile and the on-disk cache give the
 same bits.
@@ -189,6 +192,20 @@ def _makers(nbytes):
 
 fixed = _makers(BYTES)
 wide = _makers(VECTOR_BYTES)
+wide_pair = _makers(2 * VECTOR_BYTES)
+
+
+@intrinsic
+def like(typingctx, x, c):
+    """The float ``c``, converted to ``x``'s precision, in every lane of a vector of ``x``'s type (so that vector
+    math takes its constants at the width of its argument)."""
+    if not (isinstance(x, Vec) and isinstance(c, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v = context.cast(builder, args[1], sig.args[1], sig.args[0].dtype)
+        return _splat(builder, context.get_value_type(sig.args[0]), v)
+    return x(x, c), codegen
 
 
 @intrinsic

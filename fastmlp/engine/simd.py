@@ -5,7 +5,7 @@ written with scalars is vectorised along one loop and streams rows through memor
 eight inputs spills its weights and reaches ~30 % of a core's peak (bench/NOTES.md, "What bounds W2"). With a
 vector type the products can be written like a BLAS micro-kernel instead: a tile of accumulators held in
 registers for all of a sum's terms, each loaded input vector used by several units, the weights broadcast
-from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 or 64 bytes.
+from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 to 128 bytes.
 
 Three widths, each a namespace of the functions that make vectors (``load``, ``broadcast``, ``broadcast_flat``,
 ``splat``, ``transpose_block``; the others take any ``Vec``, and ``like`` makes a constant of any ``Vec``'s type):

@@ -5,12 +5,11 @@ import pytest
 
 from fastmlp import Init, Network, Training, init_batch, train_batch
 from fastmlp.engine import Problem, lanes
-from fastmlp.engine.config import VECTOR_BYTES
 
 from test_engines import _compare
 
 # more networks than one group of lanes holds in either dtype, and not a multiple of the lane count
-N = 2 * VECTOR_BYTES // 4 + 3  # a group is two vectors: 32 float32 lanes with AVX-512
+N = lanes.group.BYTES // 4 + 3  # a group's float32 lanes (32 with AVX-512), and three more
 
 
 def _xy(rs, n=60, f=5):

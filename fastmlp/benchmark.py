@@ -1,14 +1,21 @@
-"""``fastmlp bench``: the engine against the NumPy reference and peers, on one workload, in one process.
+"""``fastmlp bench``: the engine against the NumPy reference and peers, on one workload.
 
 Every implementation first trains the workload once (that call's extra time over the timed runs is reported as
 compile time), then ``repeat`` timed runs keep the best. Loops over networks (the reference, and the peers'
 ``loop`` variants) time a subset of the networks: their per-network cost does not depend on the others.
 Before the table, each implementation's final losses are compared with fastmlp's from the same initial weights.
+
+By default each implementation is timed in a process of its own (``python -m fastmlp.benchmark``, one process
+tree): in one process, fastmlp ran W2 float64 at 12.6-12.9 nets/s once ``torch`` was imported and 11.0-12.6
+once ``jax`` was, against 13.6-13.7 with neither (their thread pools beside numba's; bench/NOTES.md).
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -65,7 +72,8 @@ def _time(fn, repeat):
 
 
 def _implementations(peers, backend="numba"):
-    """(name, kind, trainer) for every implementation asked for; kind 'loop' times a subset."""
+    """(name, kind, trainer, unavailable, source) for every implementation asked for; kind 'loop' times a
+    subset; ``source`` is the entry of ``peers`` it comes from (None for fastmlp's engines)."""
     from .peers import PEERS
     from .train import train_batch
 
@@ -75,12 +83,12 @@ def _implementations(peers, backend="numba"):
                                backend=backend).params
         return run
 
-    impls = [("fastmlp (numba)", "batch", fastmlp_trainer("numba"), None)]
+    impls = [("fastmlp (numba)", "batch", fastmlp_trainer("numba"), None, None)]
     if backend == "cuda":
-        impls.insert(0, ("fastmlp (cuda)", "batch", fastmlp_trainer("cuda"), None))
+        impls.insert(0, ("fastmlp (cuda)", "batch", fastmlp_trainer("cuda"), None, None))
     for p in peers:
         if p == "numpy":
-            impls.append(("numpy reference (loop)", "loop", fastmlp_trainer("numpy"), None))
+            impls.append(("numpy reference (loop)", "loop", fastmlp_trainer("numpy"), None, p))
             continue
         module = PEERS["numpy" if p == "numpy-batched" else p]
         ok, why = module.available()
@@ -88,19 +96,46 @@ def _implementations(peers, backend="numba"):
         for v in variants:
             name = f"{p if p != 'numpy-batched' else 'numpy'} {v}"
             kind = "loop" if v == "loop" else "batch"
-            impls.append((name, kind, (lambda m, var: lambda w: m.train(w, var))(module, v), None if ok else why))
+            impls.append((name, kind, (lambda m, var: lambda w: m.train(w, var))(module, v), None if ok else why,
+                          p))
         if p == "torch" and backend == "cuda":  # and the same variants on the GPU
             ok, why = module.available("cuda")
             for v in module.VARIANTS:
                 impls.append((f"torch {v} (cuda)", "loop" if v == "loop" else "batch",
                               (lambda m, var: lambda w: m.train(w, var, device="cuda"))(module, v),
-                              None if ok else why))
+                              None if ok else why, p))
     return impls
 
 
+def _time_here(job):
+    """Times one implementation in this process: ``(final losses, best seconds, compile seconds)``. ``job``
+    names it (``name``, and the ``peers`` and ``backend`` that list it) and its workload (``workload``,
+    ``dtype``, ``n_networks``, ``steps``) and the timed runs (``repeat``)."""
+    from .peers import final_losses
+    impls = {name: trainer for name, _, trainer, _, _ in _implementations(job["peers"], job["backend"])}
+    w = make_workload(job["workload"], job["dtype"], n_networks=job["n_networks"], steps=job["steps"])
+    params, secs, compile_s = _time(lambda: impls[job["name"]](w), job["repeat"])
+    return final_losses(w, params), secs, compile_s
+
+
+def _time_in_process(job):
+    """``_time_here`` in a fresh Python process (the same interpreter and environment)."""
+    proc = subprocess.run([sys.executable, "-m", "fastmlp.benchmark", json.dumps(job)], capture_output=True,
+                          text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{job['name']} failed in its own process (exit status {proc.returncode}): {tail}")
+    out = json.loads(lines[-1])
+    return np.array(out["losses"], dtype=float), out["seconds"], out["compile_s"]
+
+
 def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None, reference_networks=None,
-                  repeat=1, log=None, backend="numba"):
+                  repeat=1, log=None, backend="numba", separate=True):
     """Benchmark rows for one workload and dtype.
+
+    With ``separate`` (the default) every implementation is timed in a fresh process of its own, so that none
+    runs beside another's imported runtime and thread pools; ``separate=False`` times them all in this one.
 
     Returns
     -------
@@ -122,7 +157,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
     rows, ref_losses = [], {}
-    for name, kind, trainer, unavailable in _implementations(peers, backend):
+    for name, kind, trainer, unavailable, source in _implementations(peers, backend):
         w = subset if kind == "loop" else full
         row = dict(impl=name, workload=workload, dtype=dtype)
         if unavailable:
@@ -130,8 +165,19 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
             continue
         if log:
             log(f"{workload} {dtype}: timing {name} on {w.n_networks} networks ...")
-        params, secs, compile_s = _time(lambda: trainer(w), repeat)
-        losses = final_losses(w, params)
+        if separate:
+            job = dict(name=name, peers=[source] if source else [], backend=backend, workload=workload,
+                       dtype=dtype, n_networks=w.n_networks, steps=steps, repeat=repeat)
+            try:
+                losses, secs, compile_s = _time_in_process(job)
+            except RuntimeError as exc:
+                if source is None:  # fastmlp's own row: nothing to compare the others with
+                    raise
+                rows.append(dict(row, skipped=str(exc)))
+                continue
+        else:
+            params, secs, compile_s = _time(lambda: trainer(w), repeat)
+            losses = final_losses(w, params)
         key = w.n_networks
         if name.startswith("fastmlp") and full.n_networks not in ref_losses:  # the first engine row is the reference
             ref_losses[full.n_networks] = losses
@@ -150,3 +196,8 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None
     return rows
+
+
+if __name__ == "__main__":  # one implementation, timed in this process (``_time_in_process``)
+    _losses, _secs, _compile_s = _time_here(json.loads(sys.argv[1]))
+    print(json.dumps(dict(losses=[float(v) for v in _losses], seconds=_secs, compile_s=_compile_s)))

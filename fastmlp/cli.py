@@ -284,8 +284,10 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
               help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
                    "peer also on the GPU.")
+@click.option("--same-process", is_flag=True,
+              help="Time every implementation in this process (default: each in a fresh process of its own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
-def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, backend, as_json):
+def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, backend, same_process, as_json):
     """Throughput of the engine against the NumPy reference and peers, in one run.
 
     \b
@@ -308,9 +310,13 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, b
                                      param_hint="'--peers'")
     rows = []
     for dt in (DTYPES if dtype == "both" else (dtype,)):
-        rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
-                              reference_networks=reference_networks, repeat=repeat, backend=backend,
-                              log=None if as_json else lambda m: click.echo(m, err=True))
+        try:
+            rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
+                                  reference_networks=reference_networks, repeat=repeat, backend=backend,
+                                  log=None if as_json else lambda m: click.echo(m, err=True),
+                                  separate=not same_process)
+        except RuntimeError as exc:  # fastmlp's own timing process failed
+            raise click.ClickException(str(exc))
     if as_json:
         click.echo(json.dumps(_json_safe(rows)))
         return

@@ -93,6 +93,27 @@ def test_bench_json_rows():
         assert row["nets_per_s"] > 0 and row["loss_max_rel_diff"] < 1e-9
 
 
+def test_bench_rows_are_the_same_in_one_process_and_in_separate_ones():
+    """Each implementation timed in a process of its own (the default) must train the same workload: the same
+    final losses, to the bit, as in this process."""
+    from fastmlp.benchmark import run_benchmark
+    kw = dict(n_networks=3, steps=15, reference_networks=2)
+    one = run_benchmark("w1", "float64", ["numpy"], separate=False, **kw)
+    apart = run_benchmark("w1", "float64", ["numpy"], separate=True, **kw)
+    assert [r["impl"] for r in one] == [r["impl"] for r in apart] == ["fastmlp (numba)", "numpy reference (loop)"]
+    for a, b in zip(one, apart):
+        assert a["networks"] == b["networks"] and a["loss_max_rel_diff"] == b["loss_max_rel_diff"] < 1e-9
+        assert b["nets_per_s"] > 0 and b["compile_s"] >= 0
+
+
+def test_a_failing_timing_process_says_which_and_why():
+    from fastmlp.benchmark import _time_in_process
+    job = dict(name="no such implementation", peers=[], backend="numba", workload="w1", dtype="float64",
+               n_networks=2, steps=2, repeat=1)
+    with pytest.raises(RuntimeError, match="no such implementation.*exit status 1.*KeyError"):
+        _time_in_process(job)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["train", "--activation", "swish"], "swish"),
     (["train", "--hidden", "32x"], "malformed hidden layers"),

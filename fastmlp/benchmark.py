@@ -131,11 +131,14 @@ def _time_in_process(job):
 
 
 def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None, reference_networks=None,
-                  repeat=1, log=None, backend="numba", separate=True):
+                  repeat=1, log=None, backend="numba", separate=True, rounds=1):
     """Benchmark rows for one workload and dtype.
 
     With ``separate`` (the default) every implementation is timed in a fresh process of its own, so that none
     runs beside another's imported runtime and thread pools; ``separate=False`` times them all in this one.
+    With ``rounds`` > 1 the whole list is timed that many times in turn and each implementation keeps its best
+    time: on a shared machine whose speed drifts, every implementation then samples the same conditions (its
+    ``compile_s`` is the first round's).
 
     Returns
     -------
@@ -143,9 +146,10 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         ``impl``, ``workload``, ``dtype``, ``networks`` (timed), ``seconds``, ``nets_per_s``, ``gflops``,
         ``pct_peak``, ``compile_s``, ``fastmlp_speedup`` (fastmlp's nets/s over this one's) and
         ``loss_max_rel_diff`` (final losses against fastmlp's, same networks); ``skipped`` with a reason
-        for a peer that is not installed. With ``backend="cuda"`` the first row is the GPU engine and the numba
-        CPU engine follows it, and the torch peer also runs on the GPU (rows ``torch ... (cuda)``); GPU rows'
-        ``pct_peak`` is against the GPU's peak (``cuda_backend.gpu_peak``; None where it is unknown).
+        for a peer that is not installed or whose timing process failed. With ``backend="cuda"`` the first
+        row is the GPU engine and the numba CPU engine follows it, and the torch peer also runs on the GPU
+        (rows ``torch ... (cuda)``); GPU rows' ``pct_peak`` is against the GPU's peak
+        (``cuda_backend.gpu_peak``; None where it is unknown).
     """
     from .peers import final_losses
     peak = machine_peak()
@@ -156,28 +160,42 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     full = make_workload(workload, dtype, n_networks=n_networks, steps=steps)
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
+    impls = _implementations(peers, backend)
+    timed = {}  # name -> [losses, best seconds, first round's compile seconds], or the reason it was skipped
+    for rnd in range(rounds):
+        for name, kind, trainer, unavailable, source in impls:
+            w = subset if kind == "loop" else full
+            if unavailable or isinstance(timed.get(name), str):
+                continue
+            if log:
+                of = f" (round {rnd + 1} of {rounds})" if rounds > 1 else ""
+                log(f"{workload} {dtype}: timing {name} on {w.n_networks} networks{of} ...")
+            if separate:
+                job = dict(name=name, peers=[source] if source else [], backend=backend, workload=workload,
+                           dtype=dtype, n_networks=w.n_networks, steps=steps, repeat=repeat)
+                try:
+                    losses, secs, compile_s = _time_in_process(job)
+                except RuntimeError as exc:
+                    if source is None:  # fastmlp's own row: nothing to compare the others with
+                        raise
+                    timed[name] = str(exc)
+                    continue
+            else:
+                params, secs, compile_s = _time(lambda: trainer(w), repeat)
+                losses = final_losses(w, params)
+            if name in timed:
+                timed[name][1] = min(timed[name][1], secs)
+            else:
+                timed[name] = [losses, secs, compile_s]
+
     rows, ref_losses = [], {}
-    for name, kind, trainer, unavailable, source in _implementations(peers, backend):
+    for name, kind, trainer, unavailable, source in impls:
         w = subset if kind == "loop" else full
         row = dict(impl=name, workload=workload, dtype=dtype)
-        if unavailable:
-            rows.append(dict(row, skipped=unavailable))
+        if unavailable or isinstance(timed[name], str):
+            rows.append(dict(row, skipped=unavailable or timed[name]))
             continue
-        if log:
-            log(f"{workload} {dtype}: timing {name} on {w.n_networks} networks ...")
-        if separate:
-            job = dict(name=name, peers=[source] if source else [], backend=backend, workload=workload,
-                       dtype=dtype, n_networks=w.n_networks, steps=steps, repeat=repeat)
-            try:
-                losses, secs, compile_s = _time_in_process(job)
-            except RuntimeError as exc:
-                if source is None:  # fastmlp's own row: nothing to compare the others with
-                    raise
-                rows.append(dict(row, skipped=str(exc)))
-                continue
-        else:
-            params, secs, compile_s = _time(lambda: trainer(w), repeat)
-            losses = final_losses(w, params)
+        losses, secs, compile_s = timed[name]
         key = w.n_networks
         if name.startswith("fastmlp") and full.n_networks not in ref_losses:  # the first engine row is the reference
             ref_losses[full.n_networks] = losses
@@ -191,7 +209,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         on_gpu = name.endswith("(cuda)")
         pct = (100 * gflops / gpu[dtype] if gpu else None) if on_gpu else 100 * gflops / peak[dtype]
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
-                         pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff))
+                         pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds))
     base = rows[0]["nets_per_s"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None

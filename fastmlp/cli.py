@@ -281,18 +281,23 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--reference-networks", type=click.IntRange(min=1), default=None,
               help="Networks the slow loops time (their per-network cost does not depend on the others).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Timed runs; best kept.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Time the whole list this many times in turn, each implementation keeping its best: on a shared "
+                   "machine whose speed drifts, all of them then sample the same conditions.")
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
               help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
                    "peer also on the GPU.")
 @click.option("--same-process", is_flag=True,
               help="Time every implementation in this process (default: each in a fresh process of its own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
-def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, backend, same_process, as_json):
+def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, rounds, backend, same_process,
+          as_json):
     """Throughput of the engine against the NumPy reference and peers, in one run.
 
     \b
     Examples:
       fastmlp bench --workload w1
+      fastmlp bench --workload w1 --dtype float64 --peers jax,torch --rounds 3
       fastmlp bench --workload w2 --dtype float32 --peers numpy,torch,jax --json
       fastmlp bench --workload w1 --networks 16384 --backend cuda --peers none
     """
@@ -314,7 +319,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, b
             rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
                                   reference_networks=reference_networks, repeat=repeat, backend=backend,
                                   log=None if as_json else lambda m: click.echo(m, err=True),
-                                  separate=not same_process)
+                                  separate=not same_process, rounds=rounds)
         except RuntimeError as exc:  # fastmlp's own timing process failed
             raise click.ClickException(str(exc))
     if as_json:

@@ -106,6 +106,41 @@ def test_bench_rows_are_the_same_in_one_process_and_in_separate_ones():
         assert b["nets_per_s"] > 0 and b["compile_s"] >= 0
 
 
+def test_bench_rounds_time_the_list_in_turn_and_keep_each_best(monkeypatch):
+    """``rounds``: every round times the whole list once, in order; a row keeps its best time and its first
+    round's compile time; a peer whose process fails in a later round is skipped with the reason."""
+    import fastmlp.benchmark as bm
+    real = bm._time_in_process
+    calls, secs = [], {"fastmlp (numba)": [3.0, 1.0, 2.0], "numpy reference (loop)": [5.0, 6.0, 4.0]}
+
+    def fake(job):
+        calls.append(job["name"])
+        losses, _, _ = real(job) if calls.count(job["name"]) == 1 else (timed_losses[job["name"]], 0, 0)
+        timed_losses[job["name"]] = losses
+        k = calls.count(job["name"]) - 1
+        return losses, secs[job["name"]][k], 10.0 + k
+
+    timed_losses = {}
+    monkeypatch.setattr(bm, "_time_in_process", fake)
+    kw = dict(n_networks=3, steps=5, reference_networks=2)
+    rows = bm.run_benchmark("w1", "float64", ["numpy"], rounds=3, **kw)
+    assert calls == ["fastmlp (numba)", "numpy reference (loop)"] * 3
+    assert [r["seconds"] for r in rows] == [1.0, 4.0] and [r["compile_s"] for r in rows] == [10.0, 10.0]
+    assert rows[1]["fastmlp_speedup"] == pytest.approx((3 / 1.0) / (2 / 4.0))
+    assert rows[1]["loss_max_rel_diff"] < 1e-9 and rows[0]["rounds"] == 3
+
+    def failing_later(job):
+        if job["name"] != "fastmlp (numba)" and calls.count(job["name"]) == 1:
+            raise RuntimeError(f"{job['name']} failed in its own process (exit status 9): boom")
+        return fake(job)
+
+    calls.clear()
+    monkeypatch.setattr(bm, "_time_in_process", failing_later)
+    rows = bm.run_benchmark("w1", "float64", ["numpy"], rounds=2, **kw)
+    assert "boom" in rows[1]["skipped"] and rows[0]["seconds"] == 1.0
+    assert calls == ["fastmlp (numba)", "numpy reference (loop)", "fastmlp (numba)"]
+
+
 def test_a_failing_timing_process_says_which_and_why():
     from fastmlp.benchmark import _time_in_process
     job = dict(name="no such implementation", peers=[], backend="numba", workload="w1", dtype="float64",

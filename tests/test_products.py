@@ -35,6 +35,12 @@ def _delta(p, fi, fo, D, out, Bc, zero):
 
 
 @njit
+def _tanh_delta(p, fi, fo, D, Bc, H):
+    # as the engine calls it: the layer's deltas and the layer below's are rows of one array
+    P.tanh_delta(p, 0, fi, fo, D, fi, 0, Bc, H, H.dtype.type(1))
+
+
+@njit
 def _grad(D, fo, inp, fi, Bt, G, zero, by_inputs, AT, tmp):
     P.weight_grad(D, 0, fo, inp, 0, fi, Bt, G, 0, fo * fi, zero, by_inputs, AT, tmp)
 
@@ -66,6 +72,31 @@ def test_forward_and_delta_products_match_numpy(fi, fo, Bt, dtype):
     _delta(p, fi, fo, d, back, Bc, dtype(0))
     want = Wm.T @ d[:, :Bt].astype(np.float64)
     np.testing.assert_allclose(back[:, :Bt], want, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fi,fo,Bt", SHAPES)
+def test_the_tanh_delta_is_the_delta_product_times_the_derivative_bit_for_bit(fi, fo, Bt, dtype):
+    """``tanh_delta`` applies ``1 - h * h`` to each tile in registers: it must give the bits of the delta product
+    followed by the element-wise ``d * (1 - h * h)`` in the dtype (what the engine computed before, and what it
+    still computes with dropout or other activations), and so match NumPy's delta to rounding."""
+    rng = np.random.default_rng(fi * 10 + fo)
+    p = rng.standard_normal(fi * fo + fo).astype(dtype)
+    Bc = P.tile_columns(Bt, np.dtype(dtype).itemsize)
+    d = _rows(rng, fo, Bt, dtype)
+    H = np.tanh(_rows(rng, fi, Bt, dtype))
+    back = np.full((fi, d.shape[1]), np.nan, dtype)
+    _delta(p, fi, fo, d, back, Bc, dtype(0))
+    h = H[:, :Bt]
+    want = back[:, :Bt] * (dtype(1) - h * h)
+    D = np.concatenate([np.full((fi, d.shape[1]), np.nan, dtype), d])
+    _tanh_delta(p, fi, fo, D, Bc, H)
+    got = D[:fi]
+    assert np.array_equal(got[:, :Bt], want)
+    assert np.array_equal(D[fi:], d, equal_nan=True)
+    Wm = p[:fi * fo].reshape(fo, fi).astype(np.float64)
+    exact = (Wm.T @ d[:, :Bt].astype(np.float64)) * (1 - h.astype(np.float64) ** 2)
+    np.testing.assert_allclose(got[:, :Bt], exact, rtol=TOL[dtype], atol=TOL[dtype] * np.abs(exact).max() * 4)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -19,7 +19,7 @@ from numba import njit, prange
 from . import simd
 from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
-from .products import along_inputs, at_columns, product, tile_columns, transpose, weight_grad
+from .products import along_inputs, at_columns, product, tanh_delta, tile_columns, transpose, weight_grad
 from .rows import IN, OUT0, load, store
 from .simd import fixed, wide
 from .. import rng
@@ -175,10 +175,23 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, rows):
 
 
 @njit(**_jit)
+def _layer_input(l, xb, A, H, roff, use_drop):
+    """The rows that feed layer ``l``: an array and its first row. One call site per product, with a first row
+    typed int64 even for the input layer's 0: numba types a constant argument as a literal and compiles the
+    callee, and all it calls, once more for it (a tenth of the row engine's first compile, bench/NOTES.md
+    change 36)."""
+    return (xb, 0) if l == 0 else (A if use_drop else H, roff[l - 1])
+
+
+@njit(**_jit)
 def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, Bc, H, M, use_mask, act, c):
     """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below (``products.product`` with the
-    weights' strides swapped, then the mask and the derivative, element-wise)."""
+    weights' strides swapped, then the mask and the derivative, element-wise; tanh without dropout, the common
+    case, in one kernel, ``products.tanh_delta``, with the same bits)."""
     one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
+    if act == 0 and not use_mask:
+        tanh_delta(p, w0, fi, fo, D, dr0, dst0, Bc, H, one)
+        return
     product(p, w0, 1, fi, -1, zero, fi, fo, D, dr0, D, dst0, Bc)
     for k in range(fi):
         drow = D[dst0 + k]
@@ -340,12 +353,8 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         # forward
         for l in range(L):
             fi, fo = sizes[l], sizes[l + 1]
-            if l == 0:
-                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, xb, 0, H, roff[l], Bc)
-            elif use_drop:
-                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, A, roff[l - 1], H, roff[l], Bc)
-            else:
-                product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, H, roff[l - 1], H, roff[l], Bc)
+            src, r_in = _layer_input(l, xb, A, H, roff, use_drop)
+            product(p, w_off[l], fi, 1, b_off[l], zero, fo, fi, src, r_in, H, roff[l], Bc)
             if l < L - 1:
                 _activate(H, roff[l], fo, Bt, act, c)
                 if use_drop:
@@ -364,12 +373,8 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         # backward: gradients of layer l, then the deltas of the layer below
         for l in range(L - 1, -1, -1):
             fi, fo = sizes[l], sizes[l + 1]
-            if l == 0:
-                weight_grad(D, roff[l], fo, xb, 0, fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
-            elif use_drop:
-                weight_grad(D, roff[l], fo, A, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
-            else:
-                weight_grad(D, roff[l], fo, H, roff[l - 1], fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
+            src, r_in = _layer_input(l, xb, A, H, roff, use_drop)
+            weight_grad(D, roff[l], fo, src, r_in, fi, Bt, G, w_off[l], b_off[l], zero, by_inputs[l], AT, tmp)
             if track and rec:
                 sq = zero
                 for i in range(w_off[l], b_off[l]):

@@ -6,6 +6,7 @@ Three products per layer and step, on feature-major rows (``(units, samples)``):
   (the delta backpropagated to the layer below), one kernel with the weights' strides as arguments. A tile of
   6 (then 4, then 1) output units x 2 vectors of samples is held in registers for the whole sum; each input
   vector loaded serves every unit of the tile, each weight is broadcast from memory.
+  ``tanh_delta`` is the delta with the tanh derivative applied to each tile before it is stored.
 * ``weight_grad``: ``G[j, k] = sum_s D[j, s] in[k, s]`` and ``G[b_j] = sum_s D[j, s]``, by one of two kernels
   (``along_inputs`` chooses per layer): vectors along the samples, a tile of 4 units x 2 inputs whose vector
   accumulators' lanes are summed at the end (long rows); or vectors along the inputs, after transposing the
@@ -24,7 +25,7 @@ from numba import njit
 
 from .config import CACHE, JIT
 from .mathfn import fma as fma1
-from .simd import add, fixed, fma, lane_sum, store, store_flat, wide
+from .simd import add, fixed, fma, lane_sum, mul, store, store_flat, sub, wide
 
 _jit = dict(cache=CACHE, **JIT)
 
@@ -47,17 +48,49 @@ def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc)
     multiply-adds in the order of ``r``, the same for every unit, in tiles of 6 units (12 chains: enough to
     hide the fused multiply-add's latency), then 4, then 1. ``out`` rows must not be ``inp`` rows.
     """
+    _tiles(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc, None, zero)
+
+
+@njit(**_jit)
+def tanh_delta(p, w0, fi, fo, D, dr0, dst0, Bc, H, one):
+    """``D[dst0 + k, :Bc] = (sum_j p[w0 + j fi + k] D[dr0 + j, :Bc]) * (1 - H[dst0 + k]^2)``: the delta of a
+    tanh layer below, without dropout (``product``'s delta with the derivative applied to each tile in
+    registers before it is stored: a pass over the rows afterwards was ~5 % of a W2 step, bench/NOTES.md
+    change 36). The operations, and so the bits, are the scalar expression's ``d * (1 - h * h)``.
+    """
+    _tiles(p, w0, 1, fi, -1, one - one, fi, fo, D, dr0, D, dst0, Bc, H, one)
+
+
+@njit(**_jit)
+def _tiles(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc, H, one):
+    """``product``'s tiles, with the tanh derivative taken from ``H`` at the store unless ``H`` is None. The
+    choice is by type, so numba compiles each tile kernel twice, each with its epilogue alone: with the
+    choice a run-time flag, LLVM compiled the tile loop 3.5x slower (bench/NOTES.md, change 35), and inlining
+    the kernels into two callers instead doubled the row engine's first compile (change 36)."""
     n6 = _tiles_of_six(n_out)
     j = 0
     while j < 6 * n6:
-        _product6(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        _product6(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc,
+                  H, one)
         j += 6
     while j + 4 <= n_out:
-        _product4(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        _product4(p, wbase + j * su, su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc,
+                  H, one)
         j += 4
     while j < n_out:
-        _product1(p, wbase + j * su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc)
+        _product1(p, wbase + j * su, sr, bias0 + j if bias0 >= 0 else -1, zero, n_sum, inp, ir0, out, or0 + j, Bc,
+                  H, one)
         j += 1
+
+
+@njit(inline="always", **_jit)
+def _finish(out, r, s, v, H, one):
+    """Stores ``v`` at ``out[r, s:s + W]``, times ``1 - h * h`` (``h = H[r, s:s + W]``) unless ``H`` is None
+    (a branch numba prunes where ``H``'s type is None)."""
+    if H is not None:
+        h = wide.load(H, r, s)
+        v = mul(v, sub(wide.splat(one), mul(h, h)))
+    store(out, r, s, v)
 
 
 @njit(**_jit)
@@ -79,7 +112,7 @@ def _init(p, bias0, u, zero):
 
 
 @njit(**_jit)
-def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc, H, one):
     """Six units of ``product`` (the weights of unit ``u`` start at ``wa + u su``, its bias at ``bias0 + u``)."""
     W = wide.BYTES // p.itemsize
     wb, wc, wd, we, wf = wa + su, wa + 2 * su, wa + 3 * su, wa + 4 * su, wa + 5 * su
@@ -113,22 +146,22 @@ def _product6(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
             w = wide.broadcast_flat(p, wf + r * sr)
             f0 = fma(w, x0, f0)
             f1 = fma(w, x1, f1)
-        store(out, o, s, a0)
-        store(out, o, s + W, a1)
-        store(out, o + 1, s, b0)
-        store(out, o + 1, s + W, b1)
-        store(out, o + 2, s, c0)
-        store(out, o + 2, s + W, c1)
-        store(out, o + 3, s, d0)
-        store(out, o + 3, s + W, d1)
-        store(out, o + 4, s, e0)
-        store(out, o + 4, s + W, e1)
-        store(out, o + 5, s, f0)
-        store(out, o + 5, s + W, f1)
+        _finish(out, o, s, a0, H, one)
+        _finish(out, o, s + W, a1, H, one)
+        _finish(out, o + 1, s, b0, H, one)
+        _finish(out, o + 1, s + W, b1, H, one)
+        _finish(out, o + 2, s, c0, H, one)
+        _finish(out, o + 2, s + W, c1, H, one)
+        _finish(out, o + 3, s, d0, H, one)
+        _finish(out, o + 3, s + W, d1, H, one)
+        _finish(out, o + 4, s, e0, H, one)
+        _finish(out, o + 4, s + W, e1, H, one)
+        _finish(out, o + 5, s, f0, H, one)
+        _finish(out, o + 5, s + W, f1, H, one)
 
 
 @njit(**_jit)
-def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc, H, one):
     """Four units of ``product``."""
     W = wide.BYTES // p.itemsize
     wb, wc, wd = wa + su, wa + 2 * su, wa + 3 * su
@@ -154,18 +187,18 @@ def _product4(p, wa, su, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
             w = wide.broadcast_flat(p, wd + r * sr)
             d0 = fma(w, x0, d0)
             d1 = fma(w, x1, d1)
-        store(out, o, s, a0)
-        store(out, o, s + W, a1)
-        store(out, o + 1, s, b0)
-        store(out, o + 1, s + W, b1)
-        store(out, o + 2, s, c0)
-        store(out, o + 2, s + W, c1)
-        store(out, o + 3, s, d0)
-        store(out, o + 3, s + W, d1)
+        _finish(out, o, s, a0, H, one)
+        _finish(out, o, s + W, a1, H, one)
+        _finish(out, o + 1, s, b0, H, one)
+        _finish(out, o + 1, s + W, b1, H, one)
+        _finish(out, o + 2, s, c0, H, one)
+        _finish(out, o + 2, s + W, c1, H, one)
+        _finish(out, o + 3, s, d0, H, one)
+        _finish(out, o + 3, s + W, d1, H, one)
 
 
 @njit(**_jit)
-def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
+def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc, H, one):
     """One unit of ``product``."""
     W = wide.BYTES // p.itemsize
     ba = _init(p, bias0, 0, zero)
@@ -175,8 +208,8 @@ def _product1(p, wa, sr, bias0, zero, n_sum, inp, ir0, out, o, Bc):
             w = wide.broadcast_flat(p, wa + r * sr)
             a0 = fma(w, wide.load(inp, ir0 + r, s), a0)
             a1 = fma(w, wide.load(inp, ir0 + r, s + W), a1)
-        store(out, o, s, a0)
-        store(out, o, s + W, a1)
+        _finish(out, o, s, a0, H, one)
+        _finish(out, o, s + W, a1, H, one)
 
 
 @njit(inline="always", **_jit)

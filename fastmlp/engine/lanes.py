@@ -417,5 +417,8 @@ def train_lanes_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, h
     (``cpu.train_batch_kernel``)."""
     W = group.BYTES // params.itemsize
     for g in prange((nets.size + W - 1) // W):
-        _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
+        # int64: the parallel loop's index is unsigned, the loop's typing pass sees it signed, and numba would
+        # compile _train_group, and all it calls, for each (W1's first compile took 1.5-2x as long, bench/NOTES.md
+        # change 37)
+        _train_group(np.int64(g), nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
                      record_every, c, track, curves, diverged, gnorms)

@@ -1,4 +1,4 @@
-"""Where and how a kernel was compiled does not change its results.
+"""Where and how a kernel was compiled does not change its results, and each is compiled once for each use.
 
 * A kernel compiled in this process and the same kernel loaded from the on-disk cache give identical bits.
   (With LLVM free to reassociate everywhere they did not: it rewrote ``0.5 + 0.5 t - y`` differently in the two
@@ -6,6 +6,10 @@
 * The products' vectors are as wide as the host's (64 bytes with AVX-512, else 32: ``engine/simd.py``); a
   machine of the other kind must get the same bits. ``FASTMLP_SIMD_BYTES`` forces the width (LLVM splits a
   64-byte vector into two on a machine without AVX-512), so both run on any machine.
+* numba compiles a function again, with all it calls, for each new set of argument types, and it types a
+  constant argument as a literal of its own (``Literal[int](0)``) and a parallel loop's index as unsigned in
+  one pass and signed in another. Kept from it, that cost up to half of the first compile (bench/NOTES.md,
+  changes 36-37).
 """
 import os
 import platform
@@ -33,8 +37,12 @@ for act, head, hidden, B, drop in [("tanh", "sigmoid", (6, 5), 32, 0.1), ("linea
     tr = Training("momentum", lr=0.05, steps=40, batch_size=B, dropout=drop)
     r = train_batch(net, d.X, d.y, p0, training=tr, track_grad_norms=True)
     out += [r.params.ravel(), r.curves.ravel(), r.grad_norms.ravel()]
+from fastmlp.engine import lanes, products
 from fastmlp.engine.config import VECTOR_BYTES
 np.save(sys.argv[1], np.concatenate(out))
+kernels = dict(product=products.product, tanh_delta=products.tanh_delta, product6=products._product6,
+               weight_grad=products.weight_grad, train_group=lanes._train_group)
+print(" ".join(f"{name}={len(kernel.signatures)}" for name, kernel in kernels.items()))
 print(VECTOR_BYTES)
 """
 
@@ -47,28 +55,37 @@ def _run(tmp_path, name, **env_vars):
     f = tmp_path / f"{name}.npy"
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(f)], env=env, check=True, cwd=tmp_path,
                           capture_output=True, text=True)
-    return np.load(f), int(done.stdout.split()[-1])
+    *_, compiled, width = done.stdout.splitlines()
+    return np.load(f), int(width), {k: int(v) for k, v in (item.split("=") for item in compiled.split())}
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    """A run that compiles every kernel and writes the cache: (its results, the cache folder, its vector width)."""
+    """A run that compiles every kernel and writes the cache: (its results, the cache folder, its vector width,
+    how many versions of some kernels it compiled)."""
     tmp_path = tmp_path_factory.mktemp("compiled")
-    result, width = _run(tmp_path, "first")
-    return result, tmp_path, width
+    result, width, compiled = _run(tmp_path, "first")
+    return result, tmp_path, width, compiled
 
 
 def test_fresh_compile_equals_cached_kernel(first_run):
-    result, tmp_path, _ = first_run
+    result, tmp_path, _, _ = first_run
     assert any((tmp_path / "cache").rglob("*.nbc")), "the first run should have written the cache"
-    cached, _ = _run(tmp_path, "cached")
+    cached, _, _ = _run(tmp_path, "cached")
     assert np.array_equal(result, cached, equal_nan=True)
 
 
+def test_each_kernel_is_compiled_once_for_each_use(first_run):
+    # One dtype: the product for the forward pass and for the delta, the delta with the tanh derivative, the
+    # tile kernels for those three, one gradient kernel, one group of lanes.
+    compiled = first_run[3]
+    assert compiled == dict(product=2, tanh_delta=1, product6=3, weight_grad=1, train_group=1)
+
+
 def test_other_vector_width_gives_the_same_bits(first_run):
-    result, tmp_path, width = first_run
+    result, tmp_path, width, _ = first_run
     other = {32: 64, 64: 32}[width]
-    forced, forced_width = _run(tmp_path, f"width{other}", FASTMLP_SIMD_BYTES=str(other))
+    forced, forced_width, _ = _run(tmp_path, f"width{other}", FASTMLP_SIMD_BYTES=str(other))
     assert forced_width == other
     assert np.array_equal(result, forced, equal_nan=True)
 
@@ -84,7 +101,7 @@ def _host_has_avx2():
 def test_code_compiled_for_another_cpu_gives_the_same_bits(first_run):
     # Haswell: AVX2, 32-byte registers, another instruction schedule. Every sum has one order whatever the
     # target (the loss too: a loop LLVM may reassociate would be vectorised at the target's width).
-    result, tmp_path, _ = first_run
-    other, width = _run(tmp_path, "haswell", NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    result, tmp_path, _, _ = first_run
+    other, width, _ = _run(tmp_path, "haswell", NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
     assert width == 32
     assert np.array_equal(result, other, equal_nan=True)

@@ -178,8 +178,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, rows):
 def _layer_input(l, xb, A, H, roff, use_drop):
     """The rows that feed layer ``l``: an array and its first row. One call site per product, with a first row
     typed int64 even for the input layer's 0: numba types a constant argument as a literal and compiles the
-    callee, and all it calls, once more for it (a tenth of the row engine's first compile, bench/NOTES.md
-    change 36)."""
+    callee, and all it calls, once more for it (bench/NOTES.md, change 36)."""
     return (xb, 0) if l == 0 else (A if use_drop else H, roff[l - 1])
 
 

@@ -51,7 +51,7 @@ def _grad_buffers(fi, Bt, dtype):
     return AT, np.empty(32, dtype)
 
 
-SHAPES = [(1, 1, 1), (7, 4, 891), (4, 1, 891), (1, 4, 33), (5, 9, 17), (64, 64, 128), (13, 6, 100), (64, 10, 7)]
+SHAPES = [(1, 1, 1), (7, 4, 891), (4, 1, 891), (1, 4, 33), (5, 9, 17), (64, 64, 128), (13, 6, 100), (64, 10, 7), (20, 13, 45)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -124,8 +124,8 @@ def _duplicate(a, src, dst):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_identical_units_get_identical_bits_in_every_tile_position(dtype):
     """With 11 units the products run a tile of 6, one of 4 and a single unit. Units 1, 8 and 10 (one in each)
-    are given the same weights; their outputs must be the same bits, in the forward product, the delta and both
-    gradient kernels."""
+    are given the same weights; their outputs must be the same bits, in the forward product and the delta; and
+    so must identical units' gradients, in both gradient kernels (13 units: tiles of 8, 4 and 1)."""
     fi, fo, Bt = 11, 11, 77
     rng = np.random.default_rng(5)
     Wm = _duplicate(_duplicate(rng.standard_normal((fo, fi)), 1, 8), 1, 10)
@@ -145,15 +145,18 @@ def test_identical_units_get_identical_bits_in_every_tile_position(dtype):
     _delta(p2, fi, fo, d, back, Bc, dtype(0))
     assert np.array_equal(back[2, :Bt], back[9, :Bt]) and np.array_equal(back[2, :Bt], back[10, :Bt])
 
-    # gradients: identical delta rows (units 1 and 8) and identical input rows (inputs 2 and 9)
-    d = _duplicate(d, 1, 8)
+    # gradients of 13 units (tiles of 8, 4 and 1 along the inputs): identical delta rows (units 1, 9 and 12,
+    # one in each kind of tile) and identical input rows (inputs 2 and 9)
+    fo = 13
+    d = _duplicate(_duplicate(_rows(rng, fo, Bt, dtype), 1, 9), 1, 12)
     x = _duplicate(x, 2, 9)
     for by_inputs in (False, True):
         G = np.zeros(fo * fi + fo, dtype)
         _grad(d, fo, x, fi, Bt, G, dtype(0), by_inputs, *_grad_buffers(fi, Bt, dtype))
         g = G[:fo * fi].reshape(fo, fi)
-        assert np.array_equal(g[1], g[8]) and np.array_equal(g[:, 2], g[:, 9])
-        assert G[fo * fi + 1] == G[fo * fi + 8]
+        assert np.array_equal(g[1], g[9]) and np.array_equal(g[1], g[12]) and np.array_equal(g[:, 2], g[:, 9])
+        assert not np.array_equal(g[1], g[2])
+        assert G[fo * fi + 1] == G[fo * fi + 9] == G[fo * fi + 12]
 
 
 def test_the_gradient_kernel_choice_follows_the_workloads():

@@ -10,7 +10,7 @@ Three products per layer and step, on feature-major rows (``(units, samples)``):
 * ``weight_grad``: ``G[j, k] = sum_s D[j, s] in[k, s]`` and ``G[b_j] = sum_s D[j, s]``, by one of two kernels
   (``along_inputs`` chooses per layer): vectors along the samples, a tile of 4 units x 2 inputs whose vector
   accumulators' lanes are summed at the end (long rows); or vectors along the inputs, after transposing the
-  layer's input, a tile of 4 units x 2 vectors of inputs, one chain per (unit, input) (short minibatches).
+  layer's input, a tile of 8 units x 2 vectors of inputs, one chain per (unit, input) (short minibatches).
 
 Identical units must stay bit-identical, so every output of a kernel is computed by the same sequence of
 operations whatever its place in a tile: a sum is a chain of fused multiply-adds in the order of its terms
@@ -310,45 +310,98 @@ def _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp):
     """``G[w0 + j fi + k] = sum_s D[dr0 + j, s] AT[s, k]``, vectors along the inputs (``AT`` is the layer's
     input transposed, ``transpose``).
 
-    Tiles of 4 units x 2 vectors of inputs, one fused multiply-add chain per (unit, input) along the samples
-    in order: no sum across lanes. Units past the last whole tile run in one-unit tiles; the lanes past ``fi``
-    compute on whatever ``AT`` holds there and are not stored (``tmp``, 2 vectors, takes a partial tile).
+    Tiles of 8 units x 2 vectors of inputs (16 chains: the 4 x 2 tile before ran 1.4x slower alone, bench/NOTES.md
+    change 38), then 4, then 1 unit, one fused multiply-add chain per (unit, input) along the samples in order:
+    no sum across lanes. The lanes past ``fi`` compute on whatever ``AT`` holds there and are not stored
+    (``tmp``, 2 vectors, takes a partial tile).
     """
     W = wide.BYTES // D.itemsize
     for k in range(0, fi, 2 * W):
         n = min(2 * W, fi - k)
-        for j in range(0, fo, 4):
-            u = min(4, fo - j)
-            if u == 4:
-                a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = wide.splat(zero)
-                for s in range(Bt):
-                    x0 = wide.load(AT, s, k)
-                    x1 = wide.load(AT, s, k + W)
-                    e = wide.broadcast(D, dr0 + j, s)
-                    a0 = fma(e, x0, a0)
-                    a1 = fma(e, x1, a1)
-                    e = wide.broadcast(D, dr0 + j + 1, s)
-                    b0 = fma(e, x0, b0)
-                    b1 = fma(e, x1, b1)
-                    e = wide.broadcast(D, dr0 + j + 2, s)
-                    c0 = fma(e, x0, c0)
-                    c1 = fma(e, x1, c1)
-                    e = wide.broadcast(D, dr0 + j + 3, s)
-                    d0 = fma(e, x0, d0)
-                    d1 = fma(e, x1, d1)
-                g = w0 + j * fi + k
-                _store_pair(G, g, a0, a1, n, tmp)
-                _store_pair(G, g + fi, b0, b1, n, tmp)
-                _store_pair(G, g + 2 * fi, c0, c1, n, tmp)
-                _store_pair(G, g + 3 * fi, d0, d1, n, tmp)
-            else:
-                for jj in range(j, fo):
-                    a0 = a1 = wide.splat(zero)
-                    for s in range(Bt):
-                        e = wide.broadcast(D, dr0 + jj, s)
-                        a0 = fma(e, wide.load(AT, s, k), a0)
-                        a1 = fma(e, wide.load(AT, s, k + W), a1)
-                    _store_pair(G, w0 + jj * fi + k, a0, a1, n, tmp)
+        j = 0
+        while j + 8 <= fo:
+            _grad8(D, dr0 + j, AT, k, Bt, G, w0 + j * fi + k, fi, n, zero, tmp)
+            j += 8
+        while j + 4 <= fo:
+            _grad4(D, dr0 + j, AT, k, Bt, G, w0 + j * fi + k, fi, n, zero, tmp)
+            j += 4
+        while j < fo:
+            a0 = a1 = wide.splat(zero)
+            for s in range(Bt):
+                e = wide.broadcast(D, dr0 + j, s)
+                a0 = fma(e, wide.load(AT, s, k), a0)
+                a1 = fma(e, wide.load(AT, s, k + W), a1)
+            _store_pair(G, w0 + j * fi + k, a0, a1, n, tmp)
+            j += 1
+
+
+@njit(**_jit)
+def _grad8(D, r, AT, k, Bt, G, g, fi, n, zero, tmp):
+    """Eight units (delta rows ``r`` to ``r + 7``) of ``_grad_along_inputs``, inputs ``k`` to ``k + n - 1``."""
+    W = wide.BYTES // D.itemsize
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = wide.splat(zero)
+    e0 = e1 = f0 = f1 = g0 = g1 = h0 = h1 = wide.splat(zero)
+    for s in range(Bt):
+        x0 = wide.load(AT, s, k)
+        x1 = wide.load(AT, s, k + W)
+        e = wide.broadcast(D, r, s)
+        a0 = fma(e, x0, a0)
+        a1 = fma(e, x1, a1)
+        e = wide.broadcast(D, r + 1, s)
+        b0 = fma(e, x0, b0)
+        b1 = fma(e, x1, b1)
+        e = wide.broadcast(D, r + 2, s)
+        c0 = fma(e, x0, c0)
+        c1 = fma(e, x1, c1)
+        e = wide.broadcast(D, r + 3, s)
+        d0 = fma(e, x0, d0)
+        d1 = fma(e, x1, d1)
+        e = wide.broadcast(D, r + 4, s)
+        e0 = fma(e, x0, e0)
+        e1 = fma(e, x1, e1)
+        e = wide.broadcast(D, r + 5, s)
+        f0 = fma(e, x0, f0)
+        f1 = fma(e, x1, f1)
+        e = wide.broadcast(D, r + 6, s)
+        g0 = fma(e, x0, g0)
+        g1 = fma(e, x1, g1)
+        e = wide.broadcast(D, r + 7, s)
+        h0 = fma(e, x0, h0)
+        h1 = fma(e, x1, h1)
+    _store_pair(G, g, a0, a1, n, tmp)
+    _store_pair(G, g + fi, b0, b1, n, tmp)
+    _store_pair(G, g + 2 * fi, c0, c1, n, tmp)
+    _store_pair(G, g + 3 * fi, d0, d1, n, tmp)
+    _store_pair(G, g + 4 * fi, e0, e1, n, tmp)
+    _store_pair(G, g + 5 * fi, f0, f1, n, tmp)
+    _store_pair(G, g + 6 * fi, g0, g1, n, tmp)
+    _store_pair(G, g + 7 * fi, h0, h1, n, tmp)
+
+
+@njit(**_jit)
+def _grad4(D, r, AT, k, Bt, G, g, fi, n, zero, tmp):
+    """Four units of ``_grad_along_inputs``."""
+    W = wide.BYTES // D.itemsize
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = wide.splat(zero)
+    for s in range(Bt):
+        x0 = wide.load(AT, s, k)
+        x1 = wide.load(AT, s, k + W)
+        e = wide.broadcast(D, r, s)
+        a0 = fma(e, x0, a0)
+        a1 = fma(e, x1, a1)
+        e = wide.broadcast(D, r + 1, s)
+        b0 = fma(e, x0, b0)
+        b1 = fma(e, x1, b1)
+        e = wide.broadcast(D, r + 2, s)
+        c0 = fma(e, x0, c0)
+        c1 = fma(e, x1, c1)
+        e = wide.broadcast(D, r + 3, s)
+        d0 = fma(e, x0, d0)
+        d1 = fma(e, x1, d1)
+    _store_pair(G, g, a0, a1, n, tmp)
+    _store_pair(G, g + fi, b0, b1, n, tmp)
+    _store_pair(G, g + 2 * fi, c0, c1, n, tmp)
+    _store_pair(G, g + 3 * fi, d0, d1, n, tmp)
 
 
 @njit(inline="always", **_jit)

@@ -145,7 +145,9 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     list of dict
         ``impl``, ``workload``, ``dtype``, ``networks`` (timed), ``seconds``, ``nets_per_s``, ``gflops``,
         ``pct_peak``, ``compile_s``, ``fastmlp_speedup`` (fastmlp's nets/s over this one's) and
-        ``loss_max_rel_diff`` (final losses against fastmlp's, same networks); ``skipped`` with a reason
+        ``loss_max_rel_diff`` (final losses against fastmlp's, same networks), all from each implementation's
+        best round; ``round_seconds`` (each round's time), ``nets_per_s_median`` and ``fastmlp_speedup_median``
+        (the same over the rounds' median); ``skipped`` with a reason
         for a peer that is not installed or whose timing process failed. With ``backend="cuda"`` the first
         row is the GPU engine and the numba CPU engine follows it, and the torch peer also runs on the GPU
         (rows ``torch ... (cuda)``); GPU rows' ``pct_peak`` is against the GPU's peak
@@ -185,8 +187,9 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
                 losses = final_losses(w, params)
             if name in timed:
                 timed[name][1] = min(timed[name][1], secs)
+                timed[name][3].append(secs)
             else:
-                timed[name] = [losses, secs, compile_s]
+                timed[name] = [losses, secs, compile_s, [secs]]
 
     rows, ref_losses = [], {}
     for name, kind, trainer, unavailable, source in impls:
@@ -195,7 +198,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         if unavailable or isinstance(timed[name], str):
             rows.append(dict(row, skipped=unavailable or timed[name]))
             continue
-        losses, secs, compile_s = timed[name]
+        losses, secs, compile_s, per_round = timed[name]
         key = w.n_networks
         if name.startswith("fastmlp") and full.n_networks not in ref_losses:  # the first engine row is the reference
             ref_losses[full.n_networks] = losses
@@ -209,10 +212,12 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         on_gpu = name.endswith("(cuda)")
         pct = (100 * gflops / gpu[dtype] if gpu else None) if on_gpu else 100 * gflops / peak[dtype]
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
-                         pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds))
-    base = rows[0]["nets_per_s"]
+                         pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds,
+                         round_seconds=per_round, nets_per_s_median=w.n_networks / float(np.median(per_round))))
+    base, base_median = rows[0]["nets_per_s"], rows[0]["nets_per_s_median"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None
+        r["fastmlp_speedup_median"] = base_median / r["nets_per_s_median"] if "nets_per_s" in r else None
     return rows
 
 

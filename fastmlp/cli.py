@@ -282,8 +282,9 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
               help="Networks the slow loops time (their per-network cost does not depend on the others).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Timed runs; best kept.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Time the whole list this many times in turn, each implementation keeping its best: on a shared "
-                   "machine whose speed drifts, all of them then sample the same conditions.")
+              help="Time the whole list this many times in turn, each implementation keeping its best (the table "
+                   "adds the median over the rounds): on a shared machine whose speed drifts, all of them then "
+                   "sample the same conditions.")
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
               help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
                    "peer also on the GPU.")
@@ -333,14 +334,16 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
         click.echo(f"gpu: {gpu['description'] if gpu else 'peak unknown (GPU rows: % peak left blank)'}")
     head = (f"{'impl':<24}{'workload':<9}{'dtype':<9}{'nets':>6}{'nets/s':>10}{'GFLOP/s':>9}{'% peak':>8}"
             f"{'compile s':>10}{'fastmlp x':>10}{'loss diff':>10}")
-    click.echo(head)
+    # with several rounds, the median over them beside the best (a shared machine's speed drifts)
+    click.echo(head + (f"{'median nets/s':>14}{'median x':>9}" if rounds > 1 else ""))
     for r in rows:
         if r.get("skipped"):
             click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9} skipped: {r['skipped']}")
             continue
+        median = f"{r['nets_per_s_median']:>14.1f}{_fmt(r['fastmlp_speedup_median'], 1):>9}" if rounds > 1 else ""
         click.echo(f"{r['impl']:<24}{r['workload']:<9}{r['dtype']:<9}{r['networks']:>6}{r['nets_per_s']:>10.1f}"
                    f"{r['gflops']:>9.2f}{_fmt(r['pct_peak'], 1):>8}{_fmt(r['compile_s'], 2):>10}"
-                   f"{_fmt(r['fastmlp_speedup'], 1):>10}{r['loss_max_rel_diff']:>10.1e}")
+                   f"{_fmt(r['fastmlp_speedup'], 1):>10}{r['loss_max_rel_diff']:>10.1e}{median}")
 
 
 @main.command()

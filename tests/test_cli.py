@@ -93,6 +93,17 @@ def test_bench_json_rows():
         assert row["nets_per_s"] > 0 and row["loss_max_rel_diff"] < 1e-9
 
 
+def test_bench_table_with_rounds_shows_the_medians():
+    r = run("bench", "--workload", "w1", "--dtype", "float64", "--networks", "2", "--steps", "5",
+            "--reference-networks", "1", "--rounds", "2", "--same-process")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("impl"))
+    assert lines[head].endswith("median nets/s median x")
+    fastmlp = lines[head + 1].split()
+    assert fastmlp[:2] == ["fastmlp", "(numba)"] and fastmlp[-1] == "1.0" and float(fastmlp[-2]) > 0
+
+
 def test_bench_rows_are_the_same_in_one_process_and_in_separate_ones():
     """Each implementation timed in a process of its own (the default) must train the same workload: the same
     final losses, to the bit, as in this process."""
@@ -107,8 +118,9 @@ def test_bench_rows_are_the_same_in_one_process_and_in_separate_ones():
 
 
 def test_bench_rounds_time_the_list_in_turn_and_keep_each_best(monkeypatch):
-    """``rounds``: every round times the whole list once, in order; a row keeps its best time and its first
-    round's compile time; a peer whose process fails in a later round is skipped with the reason."""
+    """``rounds``: every round times the whole list once, in order; a row keeps its best time, every round's
+    time and their median, and its first round's compile time; a peer whose process fails in a later round is
+    skipped with the reason."""
     import fastmlp.benchmark as bm
     real = bm._time_in_process
     calls, secs = [], {"fastmlp (numba)": [3.0, 1.0, 2.0], "numpy reference (loop)": [5.0, 6.0, 4.0]}
@@ -129,6 +141,10 @@ def test_bench_rounds_time_the_list_in_turn_and_keep_each_best(monkeypatch):
     assert [r["seconds"] for r in rows] == [1.0, 4.0] and [r["compile_s"] for r in rows] == [10.0, 10.0]
     assert rows[1]["fastmlp_speedup"] == pytest.approx((3 / 1.0) / (2 / 4.0))
     assert rows[1]["loss_max_rel_diff"] < 1e-9 and rows[0]["rounds"] == 3
+    # the medians over the rounds, beside the best
+    assert [r["round_seconds"] for r in rows] == [[3.0, 1.0, 2.0], [5.0, 6.0, 4.0]]
+    assert [r["nets_per_s_median"] for r in rows] == [3 / 2.0, 2 / 5.0]
+    assert rows[1]["fastmlp_speedup_median"] == pytest.approx((3 / 2.0) / (2 / 5.0))
 
     def failing_later(job):
         if job["name"] != "fastmlp (numba)" and calls.count(job["name"]) == 1:

@@ -209,26 +209,138 @@ def activation_grad(h, act, one, slope, zero):
 
 
 @cuda.jit(device=True)
+def update_one(p, scr, oG, oV, oM2, i, wd, opt, lr, mu, b2, eps, c1, c2, one):
+    """The optimiser step of parameter ``i`` (its gradient and moments in ``scr``)."""
+    g = scr[oG + i] + wd * p[i]
+    if opt == 0:
+        p[i] -= lr * g
+    elif opt == 1:
+        v = mu * scr[oV + i] + g
+        scr[oV + i] = v
+        p[i] -= lr * v
+    elif opt == 2:
+        v = mu * scr[oV + i] + g
+        scr[oV + i] = v
+        p[i] -= lr * (g + mu * v)
+    else:
+        v = mu * scr[oV + i] + (one - mu) * g
+        m2 = b2 * scr[oM2 + i] + (one - b2) * (g * g)
+        scr[oV + i] = v
+        scr[oM2 + i] = m2
+        p[i] -= lr * (v * c1) / (math.sqrt(m2 * c2) + eps)
+
+
+@cuda.jit(device=True)
 def update_range(p, scr, oG, oV, oM2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
-    """The optimiser step for parameters ``i0 .. i1-1`` (gradient and moments in ``scr``), over the threads."""
+    """The optimiser step for parameters ``i0 .. i1-1``, over the threads."""
     for i in range(i0 + cuda.threadIdx.x, i1, cuda.blockDim.x):
-        g = scr[oG + i] + wd * p[i]
-        if opt == 0:
-            p[i] -= lr * g
-        elif opt == 1:
-            v = mu * scr[oV + i] + g
-            scr[oV + i] = v
-            p[i] -= lr * v
-        elif opt == 2:
-            v = mu * scr[oV + i] + g
-            scr[oV + i] = v
-            p[i] -= lr * (g + mu * v)
-        else:
-            v = mu * scr[oV + i] + (one - mu) * g
-            m2 = b2 * scr[oM2 + i] + (one - b2) * (g * g)
-            scr[oV + i] = v
-            scr[oM2 + i] = m2
-            p[i] -= lr * (v * c1) / (math.sqrt(m2 * c2) + eps)
+        update_one(p, scr, oG, oV, oM2, i, wd, opt, lr, mu, b2, eps, c1, c2, one)
+
+
+@cuda.jit(device=True)
+def begin_step(t, full, per_epoch, batch_size, S, F, K, X, T, ps, seed, xs, xo, xl, ts, to, tl, scr, oCV, out, opt,
+               mu64, beta2_64):
+    """Block-cooperative start of step ``t``; returns its batch size ``Bt``. Ends with a barrier.
+
+    For a minibatch: at an epoch's first step the epoch's permutation (into ``ps``), then the batch's columns of
+    ``X`` and ``T`` gathered into ``xs[xo:]`` and ``ts[to:]`` (rows ``xl`` and ``tl`` apart). Thread 0 stores
+    the step's scalars, computed in float64 and rounded once to the dtype by the store as the other engines
+    do: the loss scale at ``scr[oCV]`` and Adam's two bias corrections after it.
+    """
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    Bt = S
+    if not full:
+        epoch = t // per_epoch
+        jb = t - epoch * per_epoch
+        if jb == 0:
+            epoch_permutation(ps, seed, epoch, S)
+        a0 = ps.shape[0] // 2 + jb * batch_size
+        Bt = min(S, jb * batch_size + batch_size) - jb * batch_size
+        for i in range(tid, F * Bt, nt):
+            f = i // Bt
+            s = i - f * Bt
+            xs[xo + f * xl + s] = X[f * S + np.int64(ps[a0 + s])]
+        for i in range(tid, K * Bt, nt):
+            o = i // Bt
+            s = i - o * Bt
+            ts[to + o * tl + s] = T[o * S + np.int64(ps[a0 + s])]
+    if tid == 0:
+        scr[oCV] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
+        if opt == 3:
+            scr[oCV + 1] = 1.0 / (1.0 - math.pow(mu64, t + 1.0))
+            scr[oCV + 2] = 1.0 / (1.0 - math.pow(beta2_64, t + 1.0))
+    cuda.syncthreads()
+    return Bt
+
+
+@cuda.jit(device=True)
+def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, half, two, zero):
+    """Block-cooperative: the output deltas ``dL/dz`` (at ``scr[dL:]``) from the logits (at ``scr[hL:]``), and
+    the loss summed over the batch, which it returns (every thread gets it). Ends with a barrier.
+
+    Chunk ``ci`` takes samples ``ci, ci + nch, ...``; its partial also adds ``z * 0`` for every logit, so the
+    total is NaN iff a logit is not finite (or the loss, where it is computed: on recorded steps (``want``) or
+    always for the squared error); the partials are then added by a fixed pairwise tree.
+    """
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    for ci in range(tid, nch, nt):
+        part = zero
+        s = ci
+        while s < Bt:
+            if out == 1:  # softmax + cross-entropy
+                m = scr[hL + s]
+                for o in range(1, K):
+                    z = scr[hL + o * Bm + s]
+                    m = z if z > m else m
+                tot = zero
+                for o in range(K):
+                    ex = math.exp(scr[hL + o * Bm + s] - m)
+                    scr[dL + o * Bm + s] = ex
+                    tot += ex
+                tz = zero
+                for o in range(K):
+                    z = scr[hL + o * Bm + s]
+                    y = ts[to + o * tl + s]
+                    scr[dL + o * Bm + s] = (scr[dL + o * Bm + s] / tot - y) * inv
+                    part += z * zero
+                    tz += y * z
+                if want:
+                    part += math.log(tot) + m - tz
+            elif out == 0:  # sigmoid + binary cross-entropy
+                for o in range(K):
+                    z = scr[hL + o * Bm + s]
+                    y = ts[to + o * tl + s]
+                    scr[dL + o * Bm + s] = (half + half * math.tanh(half * z) - y) * inv
+                    part += z * zero
+                    if want:
+                        part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
+            else:  # identity + squared error
+                for o in range(K):
+                    d = scr[hL + o * Bm + s] - ts[to + o * tl + s]
+                    scr[dL + o * Bm + s] = two * d * inv
+                    part += d * d
+            s += nch
+        scr[oR + ci] = part
+    cuda.syncthreads()
+    tree_sum(scr, oR, nch)
+    total = scr[oR]
+    cuda.syncthreads()
+    return total
+
+
+@cuda.jit(device=True)
+def grad_norm(scr, oG, oR, w0, count):
+    """Block-cooperative: the 2-norm of the ``count`` weight gradients at ``scr[oG + w0:]``, by the fixed tree of
+    ``tree_sum`` over their squares in ``scr[oR:]``; every thread gets it. Follow with a barrier before
+    ``scr[oR:]`` is written again."""
+    for i in range(cuda.threadIdx.x, count, cuda.blockDim.x):
+        g = scr[oG + w0 + i]
+        scr[oR + i] = g * g
+    cuda.syncthreads()
+    tree_sum(scr, oR, count)
+    return math.sqrt(scr[oR])
 
 
 # ``geo`` (int64): a header of scratch offsets and dimensions, then sizes[L+1], w_off[L], b_off[L], roff[L]
@@ -282,7 +394,6 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
     eps = c[_EPS]
     scr = SCR[blk]
     ps = PS[0 if full else blk]
-    Sp = ps.shape[0] // 2
     # where the batch's inputs and targets are read: X, T themselves (full batch) or the gathered copy
     if full:
         xs = X
@@ -321,32 +432,10 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
                 scr[oM2 + i] = zero
 
         for t in range(steps):
-            Bt = S
-            if not full:
-                epoch = t // per_epoch
-                jb = t - epoch * per_epoch
-                if jb == 0:
-                    epoch_permutation(ps, seed, epoch, S)
-                a0 = Sp + jb * batch_size
-                Bt = min(S, jb * batch_size + batch_size) - jb * batch_size
-                F = geo[G_F]
-                for i in range(tid, F * Bt, nt):
-                    f = i // Bt
-                    s = i - f * Bt
-                    xs[xo + f * xl + s] = X[f * S + np.int64(ps[a0 + s])]
-                for i in range(tid, K * Bt, nt):
-                    o = i // Bt
-                    s = i - o * Bt
-                    ts[to + o * tl + s] = T[o * S + np.int64(ps[a0 + s])]
+            Bt = begin_step(t, full, per_epoch, batch_size, S, geo[G_F], K, X, T, ps, seed, xs, xo, xl, ts, to, tl,
+                            scr, oCV, out, opt, mu64, beta2_64)
             rec = t % record_every == 0
             want = rec or out == 2
-            if tid == 0:
-                # float64 scalars rounded once to the dtype by the store, as the other engines do
-                scr[oCV] = 1.0 / Bt if out == 1 else 1.0 / (Bt * K)
-                if opt == 3:
-                    scr[oCV + 1] = 1.0 / (1.0 - math.pow(mu64, t + 1.0))
-                    scr[oCV + 2] = 1.0 / (1.0 - math.pow(beta2_64, t + 1.0))
-            cuda.syncthreads()
             inv = scr[oCV]
 
             # forward: a thread per (unit, sample) owns the whole dot product, bias first, inputs in order
@@ -386,54 +475,11 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
                             scr[oA + e] = h * m
                 cuda.syncthreads()
 
-            # output deltas and the loss. Chunk ci takes samples ci, ci + nch, ...; its partial also adds z * 0
-            # for every logit, so the total is NaN iff a logit is not finite (or the loss, where computed)
+            # output deltas and the loss
             rL = geo[gr + L - 1]
-            hL = oH + rL * Bm
-            dL = oD + rL * Bm
             nch = (Bt + chunk - 1) // chunk
-            for ci in range(tid, nch, nt):
-                part = zero
-                s = ci
-                while s < Bt:
-                    if out == 1:  # softmax + cross-entropy
-                        m = scr[hL + s]
-                        for o in range(1, K):
-                            z = scr[hL + o * Bm + s]
-                            m = z if z > m else m
-                        tot = zero
-                        for o in range(K):
-                            ex = math.exp(scr[hL + o * Bm + s] - m)
-                            scr[dL + o * Bm + s] = ex
-                            tot += ex
-                        tz = zero
-                        for o in range(K):
-                            z = scr[hL + o * Bm + s]
-                            y = ts[to + o * tl + s]
-                            scr[dL + o * Bm + s] = (scr[dL + o * Bm + s] / tot - y) * inv
-                            part += z * zero
-                            tz += y * z
-                        if want:
-                            part += math.log(tot) + m - tz
-                    elif out == 0:  # sigmoid + binary cross-entropy
-                        for o in range(K):
-                            z = scr[hL + o * Bm + s]
-                            y = ts[to + o * tl + s]
-                            scr[dL + o * Bm + s] = (half + half * math.tanh(half * z) - y) * inv
-                            part += z * zero
-                            if want:
-                                part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
-                    else:  # identity + squared error
-                        for o in range(K):
-                            d = scr[hL + o * Bm + s] - ts[to + o * tl + s]
-                            scr[dL + o * Bm + s] = two * d * inv
-                            part += d * d
-                    s += nch
-                scr[oR + ci] = part
-            cuda.syncthreads()
-            tree_sum(scr, oR, nch)
-            total = scr[oR]
-            cuda.syncthreads()
+            total = output_loss(scr, oH + rL * Bm, oD + rL * Bm, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv,
+                                half, two, zero)
             if not math.isfinite(total):
                 if tid == 0:
                     diverged[n] = t
@@ -500,13 +546,9 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
                     scr[oG + (w0 + j * fi + k if k < fi else b0 + j)] = acc
                 cuda.syncthreads()
                 if track and rec:
-                    for i in range(tid, fo * fi, nt):
-                        g = scr[oG + w0 + i]
-                        scr[oR + i] = g * g
-                    cuda.syncthreads()
-                    tree_sum(scr, oR, fo * fi)
+                    gn = grad_norm(scr, oG, oR, w0, fo * fi)
                     if tid == 0:
-                        gnorms[(n * nrec + t // record_every) * L + l] = math.sqrt(scr[oR])
+                        gnorms[(n * nrec + t // record_every) * L + l] = gn
                     cuda.syncthreads()
 
             # update (weight decay on the weights only)

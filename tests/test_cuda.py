@@ -288,3 +288,111 @@ def test_launch_configuration_does_not_change_results():
         other = cuda_backend.train(prob, chunk=4, **kw)
         for a, b in zip(base, other):
             np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the tiled path (engine/cuda_tiled.py): the same bits as the block path, whatever the tiles
+
+TILED_CASES = {
+    "tanh-softmax-adam-dropout-minibatch": (
+        Network(n_inputs=3, hidden=(5, 6), n_outputs=3, activation="tanh", output="softmax"),
+        Training(optimizer="adam", lr=0.05, steps=5, batch_size=5, record_every=2, dropout=0.3), "float64",
+        dict(weight_decay=[0.0, 0.01, 0.1], track_grad_norms=True)),
+    "relu-identity-nesterov-float32": (
+        Network(n_inputs=3, hidden=(6,), n_outputs=2, activation="relu", output="identity"),
+        Training(optimizer="nesterov", lr=0.05, momentum=0.8, steps=4), "float32", dict(track_grad_norms=True)),
+    "sigmoid-momentum-dropout-rates": (
+        Network(n_inputs=3, hidden=(4, 3), activation="sigmoid"),
+        Training(optimizer="momentum", lr=0.3, steps=4), "float64", dict(dropout=[0.0, 0.3, 0.6])),
+    "single-layer-leaky-minibatch": (
+        Network(n_inputs=3, hidden=(), n_outputs=2, output="identity"),
+        Training(lr=0.1, steps=4, batch_size=6), "float64", {}),
+}
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", sorted(TILED_CASES))
+def test_tiled_path_matches_the_block_path_bit_for_bit(case, monkeypatch):
+    net, tr, dtype, kw = TILED_CASES[case]
+    X, y = make_data(net)
+    p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], dtype)
+    got = {}
+    for path in ("block", "tiled"):
+        monkeypatch.setenv("FASTMLP_CUDA_PATH", path)  # the route a user without code changes takes
+        got[path] = train_batch(net, X, y, p0, training=tr, backend="cuda", **kw)
+    ref = train_batch(net, X, y, p0, training=tr, backend="numpy", **kw)
+    assert_matches(ref, got["tiled"], dtype)
+    for name in ("params", "curves", "diverged_step", "grad_norms"):
+        np.testing.assert_array_equal(getattr(got["tiled"], name), getattr(got["block"], name), err_msg=name)
+
+
+@needs_cuda
+def test_tiled_path_divergence_and_constant_init(monkeypatch):
+    monkeypatch.setenv("FASTMLP_CUDA_PATH", "tiled")
+    net = Network(n_inputs=3, hidden=(4,), n_outputs=1, activation="relu", output="identity")
+    X, y = make_data(net)
+    p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], "float64")
+    tr = Training(lr=0.1, steps=6)
+    lr = [1e-3, 30.0, 3e5]
+    ref = train_batch(net, X, y * 100, p0, training=tr, lr=lr, backend="numpy")
+    got = train_batch(net, X, y * 100, p0, training=tr, lr=lr, backend="cuda")
+    assert ref.diverged_step[0] == -1 and (ref.diverged_step[1:] >= 1).all()
+    assert_matches(ref, got)
+    # identical hidden units stay identical through tiles and slabs of every size
+    net = Network(n_inputs=3, hidden=(9,), activation="tanh")
+    ref, got = run_both(net, Training(optimizer="momentum", lr=0.5, steps=3), N=1, init=Init("constant", value=0.3))
+    assert_matches(ref, got)
+    (W1, b1), _ = got.layers(0)
+    assert (W1 == W1[0]).all() and (b1 == b1[0]).all()
+    assert not np.array_equal(W1, got.layers(0, initial=True)[0][0])
+
+
+@needs_cuda
+def test_tiled_path_does_not_depend_on_tiles_or_groups():
+    from fastmlp.engine import cuda_backend
+    net = Network(n_inputs=5, hidden=(7, 6), n_outputs=3, activation="tanh", output="softmax")
+    X, y = make_data(net, S=11)
+    p0 = init_batch(net, Init("xavier_normal"), [1, 2], "float64")
+    T = as_targets(net, y, X.shape[0], np.float64)
+    N = p0.shape[0]
+    prob = Problem(sizes=net.sizes, activation="tanh", output="softmax", optimizer="adam", params=p0, X=X, T=T,
+                   lr=np.full(N, 0.05), momentum=np.full(N, 0.9), weight_decay=np.full(N, 0.01),
+                   dropout=np.array([0.0, 0.25]), seeds=np.arange(N, dtype=np.uint64), steps=2, batch_size=9,
+                   track_grad_norms=True)
+    base = cuda_backend.train(prob, chunk=3, path="block")
+    # tiles narrower and shallower than the layers, odd shapes, one network per launch
+    for kw in (dict(tiles=(4, 4, 2, 2, 2)), dict(tiles=(3, 5, 1, 3, 1)), dict(tiles=(8, 8, 4, 4, 4), max_blocks=1)):
+        other = cuda_backend.train(prob, chunk=3, path="tiled", **kw)
+        for a, b in zip(base, other):
+            np.testing.assert_array_equal(a, b, err_msg=str(kw))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# no GPU needed
+
+def test_auto_path_choice():
+    from types import SimpleNamespace
+    from fastmlp.engine.cuda_backend import choose_path
+    from fastmlp.workloads import make_workload
+    want = {"w1": "block", "w2": "tiled", "wide": "tiled"}  # 4 units wide; 64; 300
+    for name, path in want.items():
+        assert choose_path(make_workload(name, n_networks=1, steps=1).network) == path
+    assert choose_path(SimpleNamespace(sizes=(784, 16, 10))) == "block"
+    assert choose_path(SimpleNamespace(sizes=(2, 2, 40))) == "tiled"
+
+
+def test_bad_path_and_tiles_are_clear_errors():
+    from fastmlp.engine import cuda_backend
+    net = Network(n_inputs=3, hidden=(4,))
+    X, y = make_data(net)
+    T = as_targets(net, y, X.shape[0], np.float64)
+    prob = Problem(sizes=net.sizes, activation="tanh", output="sigmoid", optimizer="sgd",
+                   params=init_batch(net, Init("xavier_normal"), [1], "float64"), X=X, T=T, lr=np.ones(1),
+                   momentum=np.zeros(1), weight_decay=np.zeros(1), dropout=np.zeros(1), seeds=np.zeros(1, np.uint64),
+                   steps=1)
+    with pytest.raises(ValueError, match="'diagonal'"):
+        cuda_backend.train(prob, path="diagonal")
+    with pytest.raises(ValueError, match=r"RM must divide TM.*\(8, 8, 4, 3, 4\)"):
+        cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
+    with pytest.raises(ValueError, match="threads per block"):
+        cuda_backend.train(prob, path="tiled", tiles=(64, 64, 4, 1, 1))

@@ -19,6 +19,11 @@ CHUNK = 16
 THREADS = 128
 #: threads per block in the simulator, where every CUDA thread is a Python thread
 SIM_THREADS = 8
+#: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_tiled.py``: tiled products)
+PATHS = ("auto", "block", "tiled")
+#: ``auto`` takes the tiled path when the widest layer has at least this many units: half a GPU tile's rows,
+#: a first estimate (a narrower layer leaves most of each tile empty); the GPU benchmark of both paths decides
+TILED_MIN_WIDTH = 32
 
 _HOW = ("The 'cuda' backend needs an NVIDIA GPU with a working driver and the numba-cuda package: "
         "pip install \"fastmlp[cuda]\" (or: pip install numba-cuda). To run the CUDA kernels without a GPU, "
@@ -126,8 +131,11 @@ def _threads(problem, Bmax, threads_per_block):
     return int(threads_per_block)
 
 
-def scratch_layout(problem, chunk=CHUNK):
-    """Offsets of each block's float scratch (the ``geo`` header of ``cuda.train_kernel``) and its size."""
+def scratch_layout(problem, chunk=CHUNK, partials=True):
+    """Offsets of each block's float scratch (the ``geo`` header of ``cuda.train_kernel``) and its size.
+
+    ``partials``: the reduction buffer holds the block path's weight-gradient partials; the tiled path only
+    needs it for the loss partials and the gradient norms."""
     from . import cuda as kern
     sizes = np.asarray(problem.sizes, dtype=np.int64)
     L = sizes.size - 1
@@ -142,7 +150,10 @@ def scratch_layout(problem, chunk=CHUNK):
     drop = bool(np.any(problem.dropout > 0)) and hidden_rows > 0
     opt = problem.optimizer
     nch = -(-Bm // chunk)
-    n_red = max(max(int(sizes[l + 1]) * (int(sizes[l]) + 1) for l in range(L)) * nch, 1)
+    if partials:
+        n_red = max(max(int(sizes[l + 1]) * (int(sizes[l]) + 1) for l in range(L)) * nch, 1)
+    else:
+        n_red = max(max(int(sizes[l + 1]) * int(sizes[l]) for l in range(L)), nch, 1)
     parts = [("H", rows * Bm), ("D", rows * Bm), ("A", hidden_rows * Bm if drop else 0),
              ("M", hidden_rows * Bm if drop else 0), ("XB", 0 if full else F * Bm), ("TB", 0 if full else K * Bm),
              ("G", P), ("V", P if opt != "sgd" else 0), ("M2", P if opt == "adam" else 0), ("R", n_red), ("CV", 4)]
@@ -156,9 +167,10 @@ def scratch_layout(problem, chunk=CHUNK):
     return head, off, (_next_pow2(S) if not full else 0)
 
 
-def _grid(N, per_block, max_blocks):
+def _grid(N, per_block, max_blocks, per_sm=32):
     """Blocks in the grid: every network its own block where memory allows; blocks are persistent (a block
-    trains networks b, b + grid, ...), so the scratch is sized by the grid, not by N."""
+    trains networks b, b + grid, ...), so the scratch is sized by the grid, not by N. At most ``per_sm`` blocks
+    per multiprocessor (None: no such bound; the tiled path sizes its groups of networks with it)."""
     if max_blocks is None:
         max_blocks = N
         if not simulated():
@@ -167,38 +179,72 @@ def _grid(N, per_block, max_blocks):
                 dev = cuda.get_current_device()
                 free, _ = cuda.current_context().get_memory_info()
                 # many more blocks than can be resident at once, within 60% of the free memory
-                max_blocks = min(N, 32 * int(dev.MULTIPROCESSOR_COUNT), int(free * 0.6) // per_block)
+                max_blocks = min(N, int(free * 0.6) // per_block)
+                if per_sm:
+                    max_blocks = min(max_blocks, per_sm * int(dev.MULTIPROCESSOR_COUNT))
             except Exception:  # pragma: no cover
                 pass
     return int(max(1, min(N, max_blocks)))
 
 
-def train(problem, threads_per_block=None, chunk=None, max_blocks=None):
-    """Train ``problem`` on the GPU (or the simulator) in one launch; returns ``(params, curves, diverged,
-    gnorms)`` like every engine.
+def choose_path(problem):
+    """The path ``path="auto"`` takes: ``"tiled"`` when the widest layer has ``TILED_MIN_WIDTH`` units or more,
+    else ``"block"``. Both give the same bits, so the choice is about speed only."""
+    return "tiled" if max(int(x) for x in problem.sizes[1:]) >= TILED_MIN_WIDTH else "block"
 
-    ``threads_per_block`` and ``max_blocks`` (the grid; blocks are persistent) change the launch only, never a
-    result; ``chunk`` (default ``CHUNK``) sets the summation order of the reductions over samples.
-    """
-    check_available()
-    from numba import cuda
-    from . import cuda as kern
 
-    curves, diverged, gnorms = problem.empty_outputs()
-    params = np.array(problem.params, copy=True, order="C")
-    N, P = params.shape
-    dt = params.dtype
-    a = kernel_args(problem)
-    sizes, w_off, b_off = a["sizes"], a["w_off"], a["b_off"]
+def _geo(problem, sizes, w_off, b_off, chunk, partials):
+    head, n_scr, Sp = scratch_layout(problem, chunk, partials)
     L = sizes.size - 1
+    roff = np.zeros(L, dtype=np.int64)
+    roff[1:] = np.cumsum(sizes[1:L])
+    return np.concatenate([head, sizes, w_off, b_off, roff]).astype(np.int64), n_scr, Sp
+
+
+def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=None, tiles=None):
+    """Train ``problem`` on the GPU (or the simulator); returns ``(params, curves, diverged, gnorms)`` like
+    every engine.
+
+    ``path`` is ``"block"`` (a block per network, all steps in one launch), ``"tiled"`` (tiled products, a
+    launch per phase) or ``"auto"`` (``choose_path``; the default, or ``$FASTMLP_CUDA_PATH``). The paths give
+    the same bits. ``threads_per_block``, ``max_blocks`` (block path: the grid, blocks are persistent; tiled
+    path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``) change the launch only,
+    never a result; ``chunk`` (default ``CHUNK``) sets the summation order of the reductions over samples.
+    """
+    path = path or os.environ.get("FASTMLP_CUDA_PATH", "") or "auto"
+    if path not in PATHS:
+        raise ValueError(f"unknown CUDA path {path!r}; choose one of: {', '.join(PATHS)}")
+    if path == "auto":
+        path = choose_path(problem)
     chunk = CHUNK if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    head, n_scr, Sp = scratch_layout(problem, chunk)
-    roff = np.zeros(L, dtype=np.int64)
-    roff[1:] = np.cumsum(sizes[1:L])
-    geo = np.concatenate([head, sizes, w_off, b_off, roff]).astype(np.int64)
-    tpb = _threads(problem, int(head[kern.G_BM]), threads_per_block)
+    if tiles is not None:
+        from .cuda_tiled import check_tiles
+        check_tiles(tiles)
+    check_available()
+    outputs = problem.empty_outputs()
+    params = np.array(problem.params, copy=True, order="C")
+    a = kernel_args(problem)
+    run = _train_tiled if path == "tiled" else _train_block
+    with warnings.catch_warnings():
+        # the simulator runs the uint64 hash on NumPy scalars, which warn on (intended) wrap-around, and a
+        # diverging network overflows on purpose; on a GPU nothing warns
+        if simulated():
+            warnings.simplefilter("ignore", RuntimeWarning)
+        return run(problem, a, params, *outputs, chunk=chunk, threads_per_block=threads_per_block,
+                   max_blocks=max_blocks, tiles=tiles)
+
+
+def _train_block(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, tiles):
+    from numba import cuda
+    from . import cuda as kern
+
+    N = params.shape[0]
+    dt = params.dtype
+    L = a["sizes"].size - 1
+    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, partials=True)
+    tpb = _threads(problem, int(geo[kern.G_BM]), threads_per_block)
     grid = _grid(N, dt.itemsize * n_scr + 16 * Sp + 64, max_blocks)
 
     d_params = cuda.to_device(params)
@@ -207,21 +253,81 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None):
     d_gn = cuda.to_device(gnorms.reshape(-1))
     SCR = cuda.device_array((grid, n_scr), dtype=dt)
     PS = cuda.device_array((grid, 2 * Sp) if Sp else (1, 2), dtype=np.uint64)
-    with warnings.catch_warnings():
-        # the simulator runs the uint64 hash on NumPy scalars, which warn on (intended) wrap-around, and a
-        # diverging network overflows on purpose; on a GPU nothing warns
-        if simulated():
-            warnings.simplefilter("ignore", RuntimeWarning)
-        kern.train_kernel[grid, tpb](
-            cuda.to_device(geo), L, a["act"], a["out"], a["opt"], d_params,
-            # the GPU kernel reads the data feature-major
-            cuda.to_device(np.ascontiguousarray(a["X"].T).ravel()),
-            cuda.to_device(np.ascontiguousarray(a["T"].T).ravel()),
-            cuda.to_device(a["hyper"]), cuda.to_device(a["hyper64"]), cuda.to_device(a["seeds"]), a["steps"],
-            a["batch_size"], a["record_every"], cuda.to_device(a["c"]), a["track"], chunk, d_curves, d_div, d_gn,
-            SCR, PS)
-    params = d_params.copy_to_host()
-    curves = d_curves.copy_to_host().reshape(curves.shape)
-    diverged = d_div.copy_to_host()
-    gnorms = d_gn.copy_to_host().reshape(gnorms.shape)
-    return params, curves, diverged, gnorms
+    kern.train_kernel[grid, tpb](
+        cuda.to_device(geo), L, a["act"], a["out"], a["opt"], d_params,
+        # the GPU kernel reads the data feature-major
+        cuda.to_device(np.ascontiguousarray(a["X"].T).ravel()),
+        cuda.to_device(np.ascontiguousarray(a["T"].T).ravel()),
+        cuda.to_device(a["hyper"]), cuda.to_device(a["hyper64"]), cuda.to_device(a["seeds"]), a["steps"],
+        a["batch_size"], a["record_every"], cuda.to_device(a["c"]), a["track"], chunk, d_curves, d_div, d_gn,
+        SCR, PS)
+    return (d_params.copy_to_host(), d_curves.copy_to_host().reshape(curves.shape), d_div.copy_to_host(),
+            d_gn.copy_to_host().reshape(gnorms.shape))
+
+
+def _train_tiled(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, tiles):
+    from numba import cuda
+    from . import cuda as kern, cuda_tiled
+
+    tiles = tuple(tiles) if tiles is not None else (cuda_tiled.SIM_TILES if simulated() else cuda_tiled.GPU_TILES)
+    cuda_tiled.check_tiles(tiles)
+    TM, TN = tiles[0], tiles[1]
+    k = cuda_tiled.kernels(params.dtype, tiles)
+    NT = cuda_tiled.threads(tiles)
+    N, P = params.shape
+    sizes = [int(x) for x in a["sizes"]]
+    L = len(sizes) - 1
+    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, partials=False)
+    tpb = _threads(problem, int(geo[kern.G_BM]), threads_per_block)
+    act, out, opt, steps, every = a["act"], a["out"], a["opt"], a["steps"], a["record_every"]
+    S, bs = problem.X.shape[0], a["batch_size"]
+    full = bs <= 0 or bs >= S
+    per_epoch = 1 if full else -(-S // bs)
+    is_weight = np.zeros(P, np.uint8)
+    for w0, b0 in zip(a["w_off"], a["b_off"]):
+        is_weight[int(w0):int(b0)] = 1
+    # networks per launch: the grid's z dimension, and all of a group's scratch is live at once
+    group = _grid(min(N, 65535), params.dtype.itemsize * n_scr + 16 * max(Sp, 1), max_blocks, None)
+    nrec = curves.shape[1]
+    cdiv = lambda x, y: -(-x // y)  # noqa: E731
+
+    d_geo, d_c, d_isw = cuda.to_device(geo), cuda.to_device(a["c"]), cuda.to_device(is_weight)
+    d_X = cuda.to_device(np.ascontiguousarray(a["X"].T).ravel())
+    d_T = cuda.to_device(np.ascontiguousarray(a["T"].T).ravel())
+    curves, gnorms = curves.reshape(-1), gnorms.reshape(-1)
+    for g0 in range(0, N, group):
+        g1 = min(N, g0 + group)
+        G = g1 - g0
+        d_params = cuda.to_device(params[g0:g1])
+        d_hyper, d_h64 = cuda.to_device(a["hyper"][g0:g1]), cuda.to_device(a["hyper64"][g0:g1])
+        d_seeds, d_div = cuda.to_device(a["seeds"][g0:g1]), cuda.to_device(diverged[g0:g1])
+        d_curves = cuda.to_device(curves[g0 * nrec:g1 * nrec])
+        d_gn = cuda.to_device(gnorms[g0 * nrec * L:g1 * nrec * L])
+        SCR = cuda.device_array((G, n_scr), dtype=params.dtype)
+        PS = cuda.device_array((G, 2 * Sp if Sp else 2), dtype=np.uint64)
+        if opt != 0:
+            k.zero_moments[(cdiv(P, tpb), G), tpb](opt, P, d_geo, d_c, SCR)
+        for t in range(steps):
+            jb = t % per_epoch
+            Bt = S if full else min(S, jb * bs + bs) - jb * bs
+            rec = t % every == 0
+            k.begin_step[G, tpb](t, full, per_epoch, bs, d_geo, out, opt, d_X, d_T, d_h64, d_seeds, d_div, SCR, PS)
+            for l in range(L):
+                k.forward[(cdiv(sizes[l + 1], TM), cdiv(Bt, TN), G), NT](
+                    l, L, t, Bt, full, d_geo, act, d_params, d_X, d_hyper, d_h64, d_seeds, d_c, d_div, SCR)
+            k.loss[G, tpb](t, Bt, rec, rec or out == 2, every, full, d_geo, L, out, chunk, d_T, d_c, d_curves,
+                           d_div, SCR)
+            for l in range(L - 1, -1, -1):
+                k.weight_grad[(cdiv(sizes[l + 1], TM), cdiv(sizes[l] + 1, TN), G), NT](
+                    l, L, Bt, full, chunk, d_geo, d_X, d_c, d_h64, d_div, SCR)
+                if l > 0:
+                    k.input_delta[(cdiv(sizes[l], TM), cdiv(Bt, TN), G), NT](
+                        l, L, Bt, d_geo, act, d_params, d_c, d_h64, d_div, SCR)
+            if a["track"] and rec:
+                k.grad_norms[G, tpb](t, every, d_geo, L, d_gn, d_div, SCR)
+            k.update[(cdiv(P, tpb), G), tpb](opt, d_isw, d_geo, d_params, d_hyper, d_c, d_div, SCR)
+        params[g0:g1] = d_params.copy_to_host()
+        diverged[g0:g1] = d_div.copy_to_host()
+        curves[g0 * nrec:g1 * nrec] = d_curves.copy_to_host()
+        gnorms[g0 * nrec * L:g1 * nrec * L] = d_gn.copy_to_host()
+    return params, curves.reshape(-1, nrec), diverged, gnorms.reshape(N, nrec, L)

@@ -11,6 +11,7 @@ once ``jax`` was, against 13.6-13.7 with neither (their thread pools beside numb
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -71,40 +72,73 @@ def _time(fn, repeat):
     return out, best, max(0.0, first - best)
 
 
-def _implementations(peers, backend="numba"):
+@contextlib.contextmanager
+def _cuda_path(path):
+    """``$FASTMLP_CUDA_PATH`` set to ``path`` for a while (None: left as it is)."""
+    old = os.environ.get("FASTMLP_CUDA_PATH")
+    if path is not None:
+        os.environ["FASTMLP_CUDA_PATH"] = path
+    try:
+        yield
+    finally:
+        if path is not None:
+            if old is None:
+                os.environ.pop("FASTMLP_CUDA_PATH", None)
+            else:
+                os.environ["FASTMLP_CUDA_PATH"] = old
+
+
+def _implementations(peers, backend="numba", cuda_paths=("auto",)):
     """(name, kind, trainer, unavailable, source) for every implementation asked for; kind 'loop' times a
-    subset; ``source`` is the entry of ``peers`` it comes from (None for fastmlp's engines)."""
+    subset; ``source`` is the entry of ``peers`` it comes from (None for fastmlp's engines). With the cuda
+    backend, one row per path in ``cuda_paths``: ``fastmlp (cuda)`` for ``auto``, ``fastmlp (cuda tiled)``..."""
     from .peers import PEERS
     from .train import train_batch
 
-    def fastmlp_trainer(backend):
+    def fastmlp_trainer(backend, cuda_path=None):
         def run(w):
-            return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
-                               backend=backend).params
+            with _cuda_path(cuda_path):
+                return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
+                                   backend=backend).params
         return run
 
     impls = [("fastmlp (numba)", "batch", fastmlp_trainer("numba"), None, None)]
     if backend == "cuda":
-        impls.insert(0, ("fastmlp (cuda)", "batch", fastmlp_trainer("cuda"), None, None))
+        impls[:0] = [("fastmlp (cuda)" if path == "auto" else f"fastmlp (cuda {path})", "batch",
+                      fastmlp_trainer("cuda", None if path == "auto" else path), None, None)
+                     for path in cuda_paths]  # auto: the backend's own choice, or $FASTMLP_CUDA_PATH
     for p in peers:
         if p == "numpy":
             impls.append(("numpy reference (loop)", "loop", fastmlp_trainer("numpy"), None, p))
             continue
-        module = PEERS["numpy" if p == "numpy-batched" else p]
-        ok, why = module.available()
-        variants = ("batched",) if p == "numpy-batched" else module.VARIANTS
-        for v in variants:
-            name = f"{p if p != 'numpy-batched' else 'numpy'} {v}"
-            kind = "loop" if v == "loop" else "batch"
-            impls.append((name, kind, (lambda m, var: lambda w: m.train(w, var))(module, v), None if ok else why,
-                          p))
-        if p == "torch" and backend == "cuda":  # and the same variants on the GPU
+        p_name, _, only = p.partition(":")  # "torch:bmm": that variant alone
+        module = PEERS["numpy" if p_name == "numpy-batched" else p_name]
+        variants = (only,) if only else ("batched",) if p_name == "numpy-batched" else module.VARIANTS
+        if p_name == "torch" and backend == "cuda":  # on the GPU beside the GPU engine (the CPU: --backend numba)
             ok, why = module.available("cuda")
-            for v in module.VARIANTS:
+            for v in variants:
                 impls.append((f"torch {v} (cuda)", "loop" if v == "loop" else "batch",
                               (lambda m, var: lambda w: m.train(w, var, device="cuda"))(module, v),
                               None if ok else why, p))
+            continue
+        ok, why = module.available()
+        for v in variants:
+            name = f"{p_name if p_name != 'numpy-batched' else 'numpy'} {v}"
+            kind = "loop" if v == "loop" else "batch"
+            impls.append((name, kind, (lambda m, var: lambda w: m.train(w, var))(module, v), None if ok else why,
+                          p))
     return impls
+
+
+def check_peer(p):
+    """Raise ``ValueError`` naming ``p`` unless it is a peer (``PEER_NAMES``) or one of a peer's variants
+    (``torch:bmm``)."""
+    from .peers import PEERS
+    p_name, colon, only = p.partition(":")
+    if p_name not in PEER_NAMES or (colon and (p_name not in PEERS or only not in PEERS[p_name].VARIANTS)):
+        variants = ", ".join(f"{n}:{v}" for n in ("torch", "jax") for v in PEERS[n].VARIANTS)
+        raise ValueError(f"unknown peer {p!r}; choose from {', '.join(PEER_NAMES)}, a variant ({variants}) "
+                         f"or none")
 
 
 def _time_here(job):
@@ -112,7 +146,8 @@ def _time_here(job):
     names it (``name``, and the ``peers`` and ``backend`` that list it) and its workload (``workload``,
     ``dtype``, ``n_networks``, ``steps``) and the timed runs (``repeat``)."""
     from .peers import final_losses
-    impls = {name: trainer for name, _, trainer, _, _ in _implementations(job["peers"], job["backend"])}
+    impls = {name: trainer for name, _, trainer, _, _ in _implementations(job["peers"], job["backend"],
+                                                                          job.get("cuda_paths", ("auto",)))}
     w = make_workload(job["workload"], job["dtype"], n_networks=job["n_networks"], steps=job["steps"])
     params, secs, compile_s = _time(lambda: impls[job["name"]](w), job["repeat"])
     return final_losses(w, params), secs, compile_s
@@ -131,7 +166,7 @@ def _time_in_process(job):
 
 
 def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None, reference_networks=None,
-                  repeat=1, log=None, backend="numba", separate=True, rounds=1):
+                  repeat=1, log=None, backend="numba", separate=True, rounds=1, cuda_paths=("auto",)):
     """Benchmark rows for one workload and dtype.
 
     With ``separate`` (the default) every implementation is timed in a fresh process of its own, so that none
@@ -149,9 +184,10 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         best round; ``round_seconds`` (each round's time), ``nets_per_s_median`` and ``fastmlp_speedup_median``
         (the same over the rounds' median); ``skipped`` with a reason
         for a peer that is not installed or whose timing process failed. With ``backend="cuda"`` the first
-        row is the GPU engine and the numba CPU engine follows it, and the torch peer also runs on the GPU
-        (rows ``torch ... (cuda)``); GPU rows' ``pct_peak`` is against the GPU's peak
-        (``cuda_backend.gpu_peak``; None where it is unknown).
+        row is the GPU engine and the numba CPU engine follows it, and the torch peer runs on the GPU
+        (rows ``torch ... (cuda)``, instead of its CPU rows); GPU rows' ``pct_peak`` is against the GPU's peak
+        (``cuda_backend.gpu_peak``; None where it is unknown). ``cuda_paths`` lists the CUDA paths timed
+        (``auto``, ``block``, ``tiled``), one row each, the first the reference.
     """
     from .peers import final_losses
     peak = machine_peak()
@@ -162,7 +198,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     full = make_workload(workload, dtype, n_networks=n_networks, steps=steps)
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
-    impls = _implementations(peers, backend)
+    impls = _implementations(peers, backend, cuda_paths)
     timed = {}  # name -> [losses, best seconds, first round's compile seconds], or the reason it was skipped
     for rnd in range(rounds):
         for name, kind, trainer, unavailable, source in impls:
@@ -174,7 +210,8 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
                 log(f"{workload} {dtype}: timing {name} on {w.n_networks} networks{of} ...")
             if separate:
                 job = dict(name=name, peers=[source] if source else [], backend=backend, workload=workload,
-                           dtype=dtype, n_networks=w.n_networks, steps=steps, repeat=repeat)
+                           dtype=dtype, n_networks=w.n_networks, steps=steps, repeat=repeat,
+                           cuda_paths=list(cuda_paths))
                 try:
                     losses, secs, compile_s = _time_in_process(job)
                 except RuntimeError as exc:
@@ -209,7 +246,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         diff = float(np.max(np.abs(losses - ref_losses[key]) / np.maximum(np.abs(ref_losses[key]), 1e-30)))
         nets_per_s = w.n_networks / secs
         gflops = w.flops_per_network() * nets_per_s / 1e9
-        on_gpu = name.endswith("(cuda)")
+        on_gpu = "(cuda" in name
         pct = (100 * gflops / gpu[dtype] if gpu else None) if on_gpu else 100 * gflops / peak[dtype]
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
                          pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds,

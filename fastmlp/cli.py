@@ -275,7 +275,8 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--workload", type=click.Choice(["w1", "w2", "wide"]), default="w1", show_default=True)
 @click.option("--dtype", type=click.Choice(DTYPES + ("both",)), default="both", show_default=True)
 @click.option("--peers", default="numpy", show_default=True,
-              help="Comma-separated peers to compare: numpy (reference loop), numpy-batched, torch, jax; 'none'.")
+              help="Comma-separated peers to compare: numpy (reference loop), numpy-batched, torch, jax, or one "
+                   "variant such as torch:bmm; 'none'.")
 @click.option("--networks", type=click.IntRange(min=1), help="Networks in the workload (default: its own).")
 @click.option("--steps", type=click.IntRange(min=1), help="Steps (default: the workload's).")
 @click.option("--reference-networks", type=click.IntRange(min=1), default=None,
@@ -287,12 +288,16 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
                    "sample the same conditions.")
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
               help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
-                   "peer also on the GPU.")
+                   "peer on the GPU.")
+@click.option("--cuda-path", type=click.Choice(["auto", "block", "tiled", "both"]), default="auto",
+              show_default=True,
+              help="With --backend cuda: the CUDA path to time (a block per network, or tiled products; auto "
+                   "picks by layer width); both times each, in rows of their own.")
 @click.option("--same-process", is_flag=True,
               help="Time every implementation in this process (default: each in a fresh process of its own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
-def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, rounds, backend, same_process,
-          as_json):
+def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, rounds, backend, cuda_path,
+          same_process, as_json):
     """Throughput of the engine against the NumPy reference and peers, in one run.
 
     \b
@@ -301,8 +306,11 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
       fastmlp bench --workload w1 --dtype float64 --peers jax,torch --rounds 3
       fastmlp bench --workload w2 --dtype float32 --peers numpy,torch,jax --json
       fastmlp bench --workload w1 --networks 16384 --backend cuda --peers none
+      fastmlp bench --workload wide --backend cuda --cuda-path both --peers torch
     """
-    from .benchmark import PEER_NAMES, machine_peak, run_benchmark
+    from .benchmark import check_peer, machine_peak, run_benchmark
+    if cuda_path != "auto" and backend != "cuda":
+        raise click.BadParameter(f"{cuda_path!r} is a CUDA path: it needs --backend cuda", param_hint="'--cuda-path'")
     if backend == "cuda":
         from .engine.cuda_backend import check_available
         try:
@@ -311,16 +319,18 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
             raise click.BadParameter(str(exc), param_hint="'--backend'")
     names = [p for p in peers.split(",") if p and p != "none"]
     for p in names:
-        if p not in PEER_NAMES:
-            raise click.BadParameter(f"unknown peer {p!r}; choose from {', '.join(PEER_NAMES)} or none",
-                                     param_hint="'--peers'")
+        try:
+            check_peer(p)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--peers'")
     rows = []
     for dt in (DTYPES if dtype == "both" else (dtype,)):
         try:
             rows += run_benchmark(workload, dt, names, n_networks=networks, steps=steps,
                                   reference_networks=reference_networks, repeat=repeat, backend=backend,
                                   log=None if as_json else lambda m: click.echo(m, err=True),
-                                  separate=not same_process, rounds=rounds)
+                                  separate=not same_process, rounds=rounds,
+                                  cuda_paths=("block", "tiled") if cuda_path == "both" else (cuda_path,))
         except RuntimeError as exc:  # fastmlp's own timing process failed
             raise click.ClickException(str(exc))
     if as_json:

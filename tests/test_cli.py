@@ -1,8 +1,11 @@
 """The first commands: train, symmetry, bench, info (options and --json keys are a contract)."""
+import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -78,6 +81,33 @@ def test_bench_on_cuda_without_a_gpu_is_a_usage_error():
     result = CliRunner().invoke(main, ["bench", "--backend", "cuda", "--networks", "2", "--steps", "2"])
     assert result.exit_code == 2 and "--backend" in result.output and "GPU" in result.output
     assert "Traceback" not in result.output
+
+
+def test_bench_cuda_path_needs_the_cuda_backend():
+    result = CliRunner().invoke(main, ["bench", "--cuda-path", "tiled", "--networks", "2", "--steps", "2"])
+    assert result.exit_code == 2 and "--cuda-path" in result.output and "--backend cuda" in result.output
+
+
+def test_bench_cuda_paths_are_rows_of_their_own(monkeypatch):
+    from fastmlp import benchmark
+    monkeypatch.setenv("FASTMLP_CUDA_PATH", "block")
+    impls = benchmark._implementations([], "cuda", ("block", "tiled"))
+    assert [i[0] for i in impls] == ["fastmlp (cuda block)", "fastmlp (cuda tiled)", "fastmlp (numba)"]
+    assert [i[0] for i in benchmark._implementations([], "cuda")][0] == "fastmlp (cuda)"
+    # one variant of a peer; with the cuda backend torch runs on the GPU only
+    assert [i[0] for i in benchmark._implementations(["torch:vmap"])] == ["fastmlp (numba)", "torch vmap"]
+    assert [i[0] for i in benchmark._implementations(["torch:loop", "torch:bmm"], "cuda")] == [
+        "fastmlp (cuda)", "fastmlp (numba)", "torch loop (cuda)", "torch bmm (cuda)"]
+    seen = []
+    def fake_train_batch(*args, **kwargs):
+        seen.append(os.environ.get("FASTMLP_CUDA_PATH"))
+        return SimpleNamespace(params=None)
+    monkeypatch.setattr(importlib.import_module("fastmlp.train"), "train_batch", fake_train_batch)
+    w = SimpleNamespace(network=None, X=None, y=None, params=None, training=None, seeds=None)
+    for _, _, trainer, _, _ in benchmark._implementations([], "cuda", ("tiled", "auto")):
+        trainer(w)
+    assert seen == ["tiled", "block", "block"]  # each row's path while it runs; the user's setting after
+    assert os.environ["FASTMLP_CUDA_PATH"] == "block"
 
 
 def test_bench_json_rows():
@@ -177,6 +207,7 @@ def test_a_failing_timing_process_says_which_and_why():
     (["train", "--steps", "0"], "0"),
     (["train", "--dropout", "1.5"], "dropout"),
     (["bench", "--peers", "tensorflow"], "unknown peer 'tensorflow'"),
+    (["bench", "--peers", "torch:adam"], "unknown peer 'torch:adam'"),
 ])
 def test_bad_input_is_a_usage_error(args, needle):
     r = run(*args)

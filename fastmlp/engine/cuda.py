@@ -65,17 +65,14 @@ Expected next steps once a GPU is at hand: measure with Nsight; put ``X``/``T`` 
 shared memory for full-batch runs and ``H``/``D`` in shared memory when ``2 x rows x batch`` fits (36 KB for
 W1 in float32), which moves that traffic from L2 to shared memory; a warp per network instead of a block for tiny batches.
 
-Wide layers (784 -> 300 x 20 -> 10, batch 256): what a tiled path needs (not implemented)
----------------------------------------------------------------------------------------
-The small path still computes them correctly, but slowly: each thread's dot product re-reads its operands from
-global memory (no reuse), and with few networks the grid has fewer blocks than the GPU has SMs. A tiled path
-would (a) let several blocks cooperate on one network -- one launch per phase, or a cooperative launch with a
-grid-wide barrier between phases -- and (b) compute each product (forward ``W @ A``, input deltas
-``W.T @ D``, weight gradient ``D @ A.T``) as a shared-memory tiled GEMM (e.g. 64 x 64 tiles, a 4 x 4 micro-tile
-per thread, K tiles loaded cooperatively). Identical units stay identical as long as every output element
-sums its K tiles in the same fixed order with the same in-tile order (no split-K that depends on the unit, no
-atomics); tensor cores (TF32/FP16) would change the rounding and must stay opt-in. cuBLAS strided-batched GEMM
-would be the quickest route but does not document its reduction order per element.
+Wide layers (784 -> 300 x 20 -> 10, batch 256): the tiled path
+-----------------------------------------------------------------
+This path computes them correctly, but slowly: each thread's dot product re-reads its operands from global
+memory (no reuse), and with few networks the grid has fewer blocks than the GPU has SMs. ``cuda_tiled.py``
+launches each phase over all networks, with the products as shared-memory tiled products, and sums every
+element in this path's order (so the two give the same bits); ``cuda_backend.choose_path`` picks one.
+Tensor cores (TF32/FP16) would change the rounding and must stay opt-in; cuBLAS strided-batched GEMM would be the
+quickest route but does not document its reduction order per element.
 """
 import math
 

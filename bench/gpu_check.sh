@@ -1,53 +1,67 @@
 #!/usr/bin/env bash
 # The GPU checks of the CUDA engine in one run, for a machine with an NVIDIA GPU, numba-cuda, pytest and
-# torch: the CUDA tests on the GPU itself, then the benchmark table of the README's CUDA section.
+# torch: the CUDA tests on the GPU itself, the benchmark table of the README's CUDA section, the tiled path's
+# tile sizes, and which path wins where.
 #
 #   bash bench/gpu_check.sh                 # from the repository root; results in ./gpu_check/
-#   OUT=/some/dir DEADLINE=300 bash bench/gpu_check.sh
+#   OUT=/some/dir DEADLINE=300 FROM=5 bash bench/gpu_check.sh
 #
 # Stages run in order of importance, each under its own time limit and all within DEADLINE seconds (default
-# 540), so that a run cut short still leaves the first ones. Results: $OUT/check.log (every stage's output
-# and exit status) and $OUT/bench.jsonl (one `fastmlp bench --json` list per line).
+# 540), so that a run cut short still leaves the first ones; FROM=n starts at stage n (to finish a cut run).
+# Results: $OUT/check.log (every stage's command, output and exit status), $OUT/bench.jsonl (one
+# `fastmlp bench --json` list per line) and $OUT/tiles.jsonl (one timed run of the tiled path per line).
 set -u
 out=${OUT:-gpu_check}
 mkdir -p "$out"
 log=$out/check.log
-rows=$out/bench.jsonl
-: > "$log"
-: > "$rows"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 deadline=$((SECONDS + ${DEADLINE:-540}))
+from=${FROM:-1}
+n=0
 
-# stage LIMIT COMMAND...: run COMMAND (output to the log) for at most LIMIT seconds and what is left
+# stage LIMIT COMMAND...: run COMMAND (its output to the log) for at most LIMIT seconds and what is left
 stage() {
     local limit=$1 left=$((deadline - SECONDS)) t0=$SECONDS
     shift
+    n=$((n + 1))
+    ((n < from)) && return
     ((left < limit)) && limit=$left
     if ((limit < 20)); then
-        echo "== skipped (time is up): $*" >> "$log"
+        echo "== stage $n skipped (time is up): $*" >> "$log"
         return
     fi
-    echo "== $* (limit ${limit} s)" >> "$log"
+    echo "== stage $n: $* (limit ${limit} s)" >> "$log"
     timeout "$limit" "$@" >> "$log" 2>&1
-    echo "== exit $? after $((SECONDS - t0)) s" >> "$log"
+    echo "== stage $n: exit $? after $((SECONDS - t0)) s" >> "$log"
 }
 # bench LIMIT OPTIONS...: one `fastmlp bench --backend cuda --json` run; its rows to bench.jsonl
 bench() {
     local limit=$1
     shift
-    stage "$limit" bash -c "$py -m fastmlp.cli bench --backend cuda --json $* >> '$rows'"
+    stage "$limit" bash -c "$py -m fastmlp.cli bench --backend cuda --json $* >> '$out/bench.jsonl'"
+}
+# tiles LIMIT WORKLOAD NETWORKS STEPS SHAPES...: the tiled path with each tile shape; lines to tiles.jsonl
+tiles() {
+    local limit=$1
+    shift
+    stage "$limit" bash -c "$py bench/cuda_tiles.py $* >> '$out/tiles.jsonl'"
 }
 
+((from == 1)) && : > "$log"
 stage 30 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.sm,memory.total,driver_version --format=csv
 stage 60 "$py" -m fastmlp.cli info
-# the comparisons with the NumPy reference and between the paths, on the GPU (not the simulator subprocess)
-stage 200 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "not in_simulator"
+# 3-4: the comparisons with the NumPy reference and between the paths, on the GPU (not in the simulator)
+stage 180 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "not in_simulator"
 stage 60 "$py" -m pytest -q -p no:cacheprovider tests/test_peers.py -k "cuda or gpu"
-# the floors: W1 at 16384 networks against torch on the GPU (loop and batched); the wide workload's % of peak
-bench 120 --workload w1 --dtype float32 --networks 16384 --reference-networks 64 --peers torch:loop,torch:vmap,torch:bmm
+# 5-6: the floors: W1 at 16384 networks against torch on the GPU (loop and batched); the wide workload's % of peak
+bench 120 --workload w1 --dtype float32 --networks 16384 --reference-networks 64 \
+    --peers torch:loop,torch:vmap,torch:bmm
 bench 150 --workload wide --dtype float32 --cuda-path tiled --peers torch:loop,torch:bmm
-# which path wins where
+# 7-8: the tiled path's tile shapes (TM,TN,TK,RM,RN): results do not depend on them, the speed does
+tiles 100 wide 64 20 64,64,16,4,4 64,64,8,8,8 128,64,8,8,8 64,32,16,4,4 32,64,16,4,4 64,64,16,8,4
+tiles 80 w2 512 50 64,64,16,4,4 64,64,8,8,8 64,32,16,4,4 32,64,16,4,4
+# 9-12: which path wins where
 bench 90 --workload wide --dtype float32 --steps 20 --cuda-path both --peers none
 bench 90 --workload w2 --dtype float32 --networks 512 --cuda-path both --peers torch:bmm
 bench 60 --workload w1 --dtype float32 --networks 512 --cuda-path both --peers torch:vmap,torch:bmm

@@ -381,7 +381,7 @@ def test_auto_path_choice():
     assert choose_path(SimpleNamespace(sizes=(2, 2, 40))) == "tiled"
 
 
-def test_bad_path_and_tiles_are_clear_errors():
+def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
     from fastmlp.engine import cuda_backend
     net = Network(n_inputs=3, hidden=(4,))
     X, y = make_data(net)
@@ -396,3 +396,7 @@ def test_bad_path_and_tiles_are_clear_errors():
         cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):
         cuda_backend.train(prob, path="tiled", tiles=(64, 64, 4, 1, 1))
+    for env in ("64,64,16", "64,64,x,4,4", "64,64,0,4,4"):
+        monkeypatch.setenv("FASTMLP_CUDA_TILES", env)
+        with pytest.raises(ValueError, match=f"FASTMLP_CUDA_TILES='{env}'"):
+            cuda_backend.train(prob, path="tiled")

@@ -19,6 +19,12 @@ CHUNK = 16
 THREADS = 128
 #: threads per block in the simulator, where every CUDA thread is a Python thread
 SIM_THREADS = 8
+#: the tiled path's (TM, TN, TK, RM, RN) on a GPU: 64 x 64 tiles of the result, 16-deep slabs of the operands
+#: in shared memory, 4 x 4 results per thread (256 threads); results do not depend on them
+GPU_TILES = (64, 64, 16, 4, 4)
+#: in the simulator, where every thread is a Python thread and every block costs: 8 x 8 tiles, 4-deep slabs,
+#: 4 x 4 results per thread as on a GPU (4 threads)
+SIM_TILES = (8, 8, 4, 4, 4)
 #: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_tiled.py``: tiled products)
 PATHS = ("auto", "block", "tiled")
 #: ``auto`` takes the tiled path when the widest layer has at least this many units: half a GPU tile's rows,
@@ -208,7 +214,8 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
     ``path`` is ``"block"`` (a block per network, all steps in one launch), ``"tiled"`` (tiled products, a
     launch per phase) or ``"auto"`` (``choose_path``; the default, or ``$FASTMLP_CUDA_PATH``). The paths give
     the same bits. ``threads_per_block``, ``max_blocks`` (block path: the grid, blocks are persistent; tiled
-    path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``) change the launch only,
+    path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``, or ``$FASTMLP_CUDA_TILES``)
+    change the launch only,
     never a result; ``chunk`` (default ``CHUNK``) sets the summation order of the reductions over samples.
     """
     path = path or os.environ.get("FASTMLP_CUDA_PATH", "") or "auto"
@@ -219,9 +226,8 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
     chunk = CHUNK if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    if tiles is not None:
-        from .cuda_tiled import check_tiles
-        check_tiles(tiles)
+    if path == "tiled":
+        tiles = _tiles(tiles)
     check_available()
     outputs = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
@@ -265,12 +271,31 @@ def _train_block(problem, a, params, curves, diverged, gnorms, chunk, threads_pe
             d_gn.copy_to_host().reshape(gnorms.shape))
 
 
+def _tiles(tiles):
+    """The tiled path's (TM, TN, TK, RM, RN): as given, else ``$FASTMLP_CUDA_TILES`` ("64,64,16,4,4"), else the
+    default for a GPU or the simulator; ``ValueError`` naming a bad one."""
+    env = os.environ.get("FASTMLP_CUDA_TILES", "") if tiles is None else ""
+    where = f"FASTMLP_CUDA_TILES={env!r}: " if env else ""
+    if tiles is None:
+        tiles = env.split(",") if env else SIM_TILES if simulated() else GPU_TILES
+    try:
+        tiles = tuple(int(x) for x in tiles)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}tiles must be five integers (TM, TN, TK, RM, RN), got {tiles!r}") from None
+    if len(tiles) != 5 or min(tiles) < 1:
+        raise ValueError(f"{where}tiles must be five positive integers (TM, TN, TK, RM, RN), got {tiles!r}")
+    TM, TN, TK, RM, RN = tiles
+    if TM % RM or TN % RN:
+        raise ValueError(f"{where}tiles: RM must divide TM and RN divide TN, got {tiles!r}")
+    if not 1 <= (TM // RM) * (TN // RN) <= 1024:
+        raise ValueError(f"{where}tiles: (TM/RM) x (TN/RN) threads per block must be in [1, 1024], got {tiles!r}")
+    return tiles
+
+
 def _train_tiled(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, tiles):
     from numba import cuda
     from . import cuda as kern, cuda_tiled
 
-    tiles = tuple(tiles) if tiles is not None else (cuda_tiled.SIM_TILES if simulated() else cuda_tiled.GPU_TILES)
-    cuda_tiled.check_tiles(tiles)
     TM, TN = tiles[0], tiles[1]
     k = cuda_tiled.kernels(params.dtype, tiles)
     NT = cuda_tiled.threads(tiles)

@@ -34,12 +34,6 @@ from numba import cuda, float32, float64
 from . import cuda as blk
 from .cpu import DROP, KEEP, LR, MOM, WD
 
-#: (TM, TN, TK, RM, RN) on a GPU: 64 x 64 tiles, 16-deep slabs, 4 x 4 elements per thread (256 threads)
-GPU_TILES = (64, 64, 16, 4, 4)
-#: in the simulator, where every CUDA thread is a Python thread and every block costs: 8 x 8 tiles, 4-deep
-#: slabs, 4 x 4 elements per thread as on a GPU (4 threads)
-SIM_TILES = (8, 8, 4, 4, 4)
-
 _KERNELS = {}
 
 
@@ -57,17 +51,6 @@ def threads(tiles):
     return (TM // RM) * (TN // RN)
 
 
-def check_tiles(tiles):
-    """Raise ``ValueError`` unless ``tiles`` is a valid (TM, TN, TK, RM, RN)."""
-    if len(tiles) != 5 or any(int(x) < 1 for x in tiles):
-        raise ValueError(f"tiles must be five positive integers (TM, TN, TK, RM, RN), got {tiles!r}")
-    TM, TN, TK, RM, RN = tiles
-    if TM % RM or TN % RN:
-        raise ValueError(f"tiles: RM must divide TM and RN divide TN, got {tiles!r}")
-    if not 1 <= threads(tiles) <= 1024:
-        raise ValueError(f"tiles: (TM/RM) x (TN/RN) threads per block must be in [1, 1024], got {tiles!r}")
-
-
 class Kernels:
     """The compiled kernels of one (dtype, tiles); attributes are numba.cuda dispatchers."""
 
@@ -81,6 +64,18 @@ def _make(dtype_name, tiles):
     TM1 = TM + 1  # padded rows: a transposing store into shared memory is then free of bank conflicts
     TN1 = TN + 1
     G_HDR = blk.G_HDR
+
+    @cuda.jit(device=True)
+    def multiply_add(acc, xb, sL, sR, depth, tx, ty):
+        """The micro-kernel: ``acc[a, b] += sL[d, rows a] * sR[d, columns b]`` for the slab's ``depth`` terms in
+        order; the thread's rows are ``ty + a BY``, its columns ``tx + b BX`` (``xb`` holds a row of ``sR``)."""
+        for d in range(depth):
+            for b in range(RN):
+                xb[b] = sR[d, tx + b * BX]
+            for a in range(RM):
+                w = sL[d, ty + a * BY]
+                for b in range(RN):
+                    acc[a, b] += w * xb[b]
 
     @cuda.jit
     def begin_step(t, full, per_epoch, batch_size, geo, out, opt, X, T, hyper64, seeds, diverged, SCR, PS):
@@ -145,13 +140,7 @@ def _make(dtype_name, tiles):
                 ss = i - kk * TN
                 sA[kk, ss] = src[so + (k0 + kk) * sl + s0 + ss] if (kk < kn and s0 + ss < Bt) else zero
             cuda.syncthreads()
-            for kk in range(kn):
-                for b in range(RN):
-                    xb[b] = sA[kk, tx + b * BX]
-                for a in range(RM):
-                    w = sW[kk, ty + a * BY]
-                    for b in range(RN):
-                        acc[a, b] += w * xb[b]
+            multiply_add(acc, xb, sW, sA, kn, tx, ty)
             cuda.syncthreads()
         last = l == L - 1
         key = blk.dropout_key(seeds[n], t, l)
@@ -264,13 +253,7 @@ def _make(dtype_name, tiles):
                     else:
                         sA[mm, kk] = one if (mm < mn and k == fi) else zero  # the bias: an input of ones
                 cuda.syncthreads()
-                for mm in range(mn):
-                    for b in range(RN):
-                        xb[b] = sA[mm, tx + b * BX]
-                    for a in range(RM):
-                        d = sD[mm, ty + a * BY]
-                        for b in range(RN):
-                            part[a, b] += d * xb[b]
+                multiply_add(part, xb, sD, sA, mn, tx, ty)
                 cuda.syncthreads()
             for a in range(RM):
                 for b in range(RN):
@@ -321,13 +304,7 @@ def _make(dtype_name, tiles):
                 ss = i - jj * TN
                 sD[jj, ss] = scr[dj + (j0 + jj) * Bm + s0 + ss] if (jj < jn and s0 + ss < Bt) else zero
             cuda.syncthreads()
-            for jj in range(jn):
-                for b in range(RN):
-                    xb[b] = sD[jj, tx + b * BX]
-                for a in range(RM):
-                    w = sW[jj, ty + a * BY]
-                    for b in range(RN):
-                        acc[a, b] += w * xb[b]
+            multiply_add(acc, xb, sW, sD, jn, tx, ty)
             cuda.syncthreads()
         use_drop = hyper64[n, DROP] > 0
         eb = geo[G_HDR + 3 * L + l] * Bm  # roff[l - 1]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 import click
@@ -375,6 +376,11 @@ def info():
                f"results do not depend on it)")
     gpu = cuda_backend.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
+    forced = {k: os.environ[k] for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES") if os.environ.get(k)}
+    click.echo(f"cuda paths: block (a block per network) and tiled (tiled products, tiles "
+               f"{','.join(map(str, cuda_backend.GPU_TILES))}); auto takes tiled from "
+               f"{cuda_backend.TILED_MIN_WIDTH} units wide; the same bits either way"
+               + "".join(f"; {k}={v}" for k, v in forced.items()))
 
 
 for _command in GRID_COMMANDS:

@@ -283,11 +283,12 @@ def test_launch_configuration_does_not_change_results():
                    lr=np.full(N, 0.3), momentum=np.full(N, 0.9), weight_decay=np.zeros(N),
                    dropout=np.array([0.0, 0.2, 0.4]), seeds=np.arange(N, dtype=np.uint64), steps=4, batch_size=6,
                    track_grad_norms=True)
-    base = cuda_backend.train(prob, threads_per_block=6, chunk=4)
-    for kw in (dict(threads_per_block=1), dict(threads_per_block=11), dict(max_blocks=1), dict(max_blocks=2)):
-        other = cuda_backend.train(prob, chunk=4, **kw)
+    base = cuda_backend.train(prob, threads_per_block=6, chunk=4, path="block")
+    for kw in (dict(threads_per_block=1), dict(threads_per_block=11), dict(max_blocks=1), dict(max_blocks=2),
+               dict(path="chunk"), dict(path="chunk", threads_per_block=1, max_blocks=2)):
+        other = cuda_backend.train(prob, chunk=4, **{"path": "block", **kw})
         for a, b in zip(base, other):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, b, err_msg=str(kw))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -311,24 +312,26 @@ TILED_CASES = {
 
 
 @needs_cuda
+@pytest.mark.parametrize("path", ["tiled", "chunk"])
 @pytest.mark.parametrize("case", sorted(TILED_CASES))
-def test_tiled_path_matches_the_block_path_bit_for_bit(case, monkeypatch):
+def test_paths_match_the_block_path_bit_for_bit(case, path, monkeypatch):
     net, tr, dtype, kw = TILED_CASES[case]
     X, y = make_data(net)
     p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], dtype)
     got = {}
-    for path in ("block", "tiled"):
-        monkeypatch.setenv("FASTMLP_CUDA_PATH", path)  # the route a user without code changes takes
-        got[path] = train_batch(net, X, y, p0, training=tr, backend="cuda", **kw)
+    for name in ("block", path):
+        monkeypatch.setenv("FASTMLP_CUDA_PATH", name)  # the route a user without code changes takes
+        got[name] = train_batch(net, X, y, p0, training=tr, backend="cuda", **kw)
     ref = train_batch(net, X, y, p0, training=tr, backend="numpy", **kw)
-    assert_matches(ref, got["tiled"], dtype)
+    assert_matches(ref, got[path], dtype)
     for name in ("params", "curves", "diverged_step", "grad_norms"):
-        np.testing.assert_array_equal(getattr(got["tiled"], name), getattr(got["block"], name), err_msg=name)
+        np.testing.assert_array_equal(getattr(got[path], name), getattr(got["block"], name), err_msg=name)
 
 
 @needs_cuda
-def test_tiled_path_divergence_and_constant_init(monkeypatch):
-    monkeypatch.setenv("FASTMLP_CUDA_PATH", "tiled")
+@pytest.mark.parametrize("path", ["tiled", "chunk"])
+def test_paths_divergence_and_constant_init(path, monkeypatch):
+    monkeypatch.setenv("FASTMLP_CUDA_PATH", path)
     net = Network(n_inputs=3, hidden=(4,), n_outputs=1, activation="relu", output="identity")
     X, y = make_data(net)
     p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], "float64")
@@ -374,11 +377,14 @@ def test_auto_path_choice():
     from types import SimpleNamespace
     from fastmlp.engine.cuda_backend import choose_path
     from fastmlp.workloads import make_workload
-    want = {"w1": "block", "w2": "tiled", "wide": "tiled"}  # 4 units wide; 64; 300
+    want = {"w1": "chunk", "w2": "tiled", "wide": "tiled"}  # 37 parameters; 64 units wide; 300
     for name, path in want.items():
         assert choose_path(make_workload(name, n_networks=1, steps=1).network) == path
+    assert choose_path(SimpleNamespace(sizes=(2, 4, 1))) == "chunk"  # 17 parameters
+    assert choose_path(SimpleNamespace(sizes=(2, 2, 40))) == "chunk"  # 126
+    assert choose_path(SimpleNamespace(sizes=(7, 16, 1))) == "block"  # 145, 16 wide
     assert choose_path(SimpleNamespace(sizes=(784, 16, 10))) == "block"
-    assert choose_path(SimpleNamespace(sizes=(2, 2, 40))) == "tiled"
+    assert choose_path(SimpleNamespace(sizes=(3, 40, 2))) == "tiled"  # 242, 40 wide
 
 
 def test_bad_path_and_tiles_are_clear_errors(monkeypatch):

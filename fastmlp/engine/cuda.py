@@ -272,13 +272,54 @@ def begin_step(t, full, per_epoch, batch_size, S, F, K, X, T, ps, seed, xs, xo, 
 
 
 @cuda.jit(device=True)
+def sample_output(hv, hb, dv, db, ld, ts, tb, tl, K, out, want, inv, half, two, zero, part):
+    """One sample's output deltas ``dL/dz`` (``dv[db + o ld]``) from its logits (``hv[hb + o ld]``) and targets
+    (``ts[tb + o tl]``); returns ``part`` plus the sample's loss terms, added in a fixed order. ``z * 0`` is
+    added for every logit, so the sum is NaN iff a logit is not finite (or the loss, where it is computed: on
+    recorded steps (``want``) or always for the squared error). Shared by every CUDA path, so that they give
+    the same bits."""
+    if out == 1:  # softmax + cross-entropy
+        m = hv[hb]
+        for o in range(1, K):
+            z = hv[hb + o * ld]
+            m = z if z > m else m
+        tot = zero
+        for o in range(K):
+            ex = math.exp(hv[hb + o * ld] - m)
+            dv[db + o * ld] = ex
+            tot += ex
+        tz = zero
+        for o in range(K):
+            z = hv[hb + o * ld]
+            y = ts[tb + o * tl]
+            dv[db + o * ld] = (dv[db + o * ld] / tot - y) * inv
+            part += z * zero
+            tz += y * z
+        if want:
+            part += math.log(tot) + m - tz
+    elif out == 0:  # sigmoid + binary cross-entropy
+        for o in range(K):
+            z = hv[hb + o * ld]
+            y = ts[tb + o * tl]
+            dv[db + o * ld] = (half + half * math.tanh(half * z) - y) * inv
+            part += z * zero
+            if want:
+                part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
+    else:  # identity + squared error
+        for o in range(K):
+            d = hv[hb + o * ld] - ts[tb + o * tl]
+            dv[db + o * ld] = two * d * inv
+            part += d * d
+    return part
+
+
+@cuda.jit(device=True)
 def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, half, two, zero):
     """Block-cooperative: the output deltas ``dL/dz`` (at ``scr[dL:]``) from the logits (at ``scr[hL:]``), and
     the loss summed over the batch, which it returns (every thread gets it). Ends with a barrier.
 
-    Chunk ``ci`` takes samples ``ci, ci + nch, ...``; its partial also adds ``z * 0`` for every logit, so the
-    total is NaN iff a logit is not finite (or the loss, where it is computed: on recorded steps (``want``) or
-    always for the squared error); the partials are then added by a fixed pairwise tree.
+    Chunk ``ci`` takes samples ``ci, ci + nch, ...`` (``sample_output``, in order, from zero); the chunks'
+    partials are then added by a fixed pairwise tree.
     """
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -286,38 +327,8 @@ def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, hal
         part = zero
         s = ci
         while s < Bt:
-            if out == 1:  # softmax + cross-entropy
-                m = scr[hL + s]
-                for o in range(1, K):
-                    z = scr[hL + o * Bm + s]
-                    m = z if z > m else m
-                tot = zero
-                for o in range(K):
-                    ex = math.exp(scr[hL + o * Bm + s] - m)
-                    scr[dL + o * Bm + s] = ex
-                    tot += ex
-                tz = zero
-                for o in range(K):
-                    z = scr[hL + o * Bm + s]
-                    y = ts[to + o * tl + s]
-                    scr[dL + o * Bm + s] = (scr[dL + o * Bm + s] / tot - y) * inv
-                    part += z * zero
-                    tz += y * z
-                if want:
-                    part += math.log(tot) + m - tz
-            elif out == 0:  # sigmoid + binary cross-entropy
-                for o in range(K):
-                    z = scr[hL + o * Bm + s]
-                    y = ts[to + o * tl + s]
-                    scr[dL + o * Bm + s] = (half + half * math.tanh(half * z) - y) * inv
-                    part += z * zero
-                    if want:
-                        part += (z if z > zero else zero) - z * y + math.log1p(math.exp(-abs(z)))
-            else:  # identity + squared error
-                for o in range(K):
-                    d = scr[hL + o * Bm + s] - ts[to + o * tl + s]
-                    scr[dL + o * Bm + s] = two * d * inv
-                    part += d * d
+            part = sample_output(scr, hL + s, scr, dL + s, Bm, ts, to + s, tl, K, out, want, inv, half, two, zero,
+                                 part)
             s += nch
         scr[oR + ci] = part
     cuda.syncthreads()

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from ..layout import Layout
 from .cpu_backend import kernel_args
 
 #: samples per interleaved chunk of every reduction over samples (it fixes the summation order, so it is a
@@ -25,10 +26,14 @@ GPU_TILES = (64, 64, 16, 4, 4)
 #: in the simulator, where every thread is a Python thread and every block costs: 8 x 8 tiles, 4-deep slabs,
 #: 4 x 4 results per thread as on a GPU (4 threads)
 SIM_TILES = (8, 8, 4, 4, 4)
-#: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_tiled.py``: tiled products)
-PATHS = ("auto", "block", "tiled")
-#: ``auto`` takes the tiled path when the widest layer has at least this many units: half a GPU tile's rows,
-#: a first estimate (a narrower layer leaves most of each tile empty); the GPU benchmark of both paths decides
+#: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_chunk.py``: a thread per chunk of
+#: samples, the network in registers; ``engine/cuda_tiled.py``: tiled products); they give the same bits
+PATHS = ("auto", "block", "chunk", "tiled")
+#: ``auto`` takes the chunk path for networks of at most this many parameters (each thread holds a gradient
+#: partial per parameter in registers) ...
+CHUNK_MAX_PARAMS = 128
+#: ... and the tiled path when the widest layer has at least this many units: half a GPU tile's rows (a
+#: narrower layer leaves most of each tile empty). Both are first estimates; the GPU benchmark decides
 TILED_MIN_WIDTH = 32
 
 _HOW = ("The 'cuda' backend needs an NVIDIA GPU with a working driver and the numba-cuda package: "
@@ -124,24 +129,27 @@ def _next_pow2(x):
     return 1 << max(0, int(x - 1).bit_length())
 
 
-def _threads(problem, Bmax, threads_per_block):
+def _threads(problem, Bmax, threads_per_block, work=None, most=THREADS):
     if threads_per_block is None:
         env = os.environ.get("FASTMLP_CUDA_THREADS", "")
         threads_per_block = int(env) if env else (SIM_THREADS if simulated() else None)
     if threads_per_block is None:
-        # as many threads as the widest phase can use, in whole warps, at most THREADS
-        work = max(int(fo) * Bmax for fo in problem.sizes[1:])
-        threads_per_block = min(THREADS, 32 * max(1, -(-work // 32)))
+        # as many threads as the widest phase can use (by default its (unit, sample) pairs), in whole warps
+        if work is None:
+            work = max(int(fo) * Bmax for fo in problem.sizes[1:])
+        threads_per_block = min(most, 32 * max(1, -(-work // 32)))
     if not 1 <= threads_per_block <= 1024:
         raise ValueError(f"threads per block must be in [1, 1024], got {threads_per_block}")
     return int(threads_per_block)
 
 
-def scratch_layout(problem, chunk=CHUNK, partials=True):
-    """Offsets of each block's float scratch (the ``geo`` header of ``cuda.train_kernel``) and its size.
+def scratch_layout(problem, chunk=CHUNK, path="block"):
+    """Offsets of each block's (block and chunk paths) or network's (tiled path) float scratch (the ``geo``
+    header of ``cuda.train_kernel``) and its size.
 
-    ``partials``: the reduction buffer holds the block path's weight-gradient partials; the tiled path only
-    needs it for the loss partials and the gradient norms."""
+    The reduction buffer holds the loss partials and the gradient norms' squares, and on the block path the
+    weight-gradient partials of every (unit, input, chunk), on the chunk path those of every (parameter,
+    chunk); the chunk path keeps activations and deltas in registers."""
     from . import cuda as kern
     sizes = np.asarray(problem.sizes, dtype=np.int64)
     L = sizes.size - 1
@@ -156,12 +164,15 @@ def scratch_layout(problem, chunk=CHUNK, partials=True):
     drop = bool(np.any(problem.dropout > 0)) and hidden_rows > 0
     opt = problem.optimizer
     nch = -(-Bm // chunk)
-    if partials:
+    n_red = max(max(int(sizes[l + 1]) * int(sizes[l]) for l in range(L)), nch, 1)
+    if path == "block":
         n_red = max(max(int(sizes[l + 1]) * (int(sizes[l]) + 1) for l in range(L)) * nch, 1)
-    else:
-        n_red = max(max(int(sizes[l + 1]) * int(sizes[l]) for l in range(L)), nch, 1)
-    parts = [("H", rows * Bm), ("D", rows * Bm), ("A", hidden_rows * Bm if drop else 0),
-             ("M", hidden_rows * Bm if drop else 0), ("XB", 0 if full else F * Bm), ("TB", 0 if full else K * Bm),
+    elif path == "chunk":
+        n_red = max(n_red, nch * (P + 1))
+    on_rows = 0 if path == "chunk" else 1
+    parts = [("H", on_rows * rows * Bm), ("D", on_rows * rows * Bm), ("A", on_rows * hidden_rows * Bm if drop else 0),
+             ("M", on_rows * hidden_rows * Bm if drop else 0), ("XB", 0 if full else F * Bm),
+             ("TB", 0 if full else K * Bm),
              ("G", P), ("V", P if opt != "sgd" else 0), ("M2", P if opt == "adam" else 0), ("R", n_red), ("CV", 4)]
     head = np.zeros(kern.G_HDR, dtype=np.int64)
     off = 0
@@ -194,13 +205,17 @@ def _grid(N, per_block, max_blocks, per_sm=32):
 
 
 def choose_path(problem):
-    """The path ``path="auto"`` takes: ``"tiled"`` when the widest layer has ``TILED_MIN_WIDTH`` units or more,
-    else ``"block"``. Both give the same bits, so the choice is about speed only."""
-    return "tiled" if max(int(x) for x in problem.sizes[1:]) >= TILED_MIN_WIDTH else "block"
+    """The path ``path="auto"`` takes: ``"chunk"`` for a network of ``CHUNK_MAX_PARAMS`` parameters or fewer,
+    else ``"tiled"`` when its widest layer has ``TILED_MIN_WIDTH`` units or more, else ``"block"``. They give
+    the same bits, so the choice is about speed only."""
+    sizes = [int(x) for x in problem.sizes]
+    if Layout(tuple(sizes)).n_params <= CHUNK_MAX_PARAMS:
+        return "chunk"
+    return "tiled" if max(sizes[1:]) >= TILED_MIN_WIDTH else "block"
 
 
-def _geo(problem, sizes, w_off, b_off, chunk, partials):
-    head, n_scr, Sp = scratch_layout(problem, chunk, partials)
+def _geo(problem, sizes, w_off, b_off, chunk, path):
+    head, n_scr, Sp = scratch_layout(problem, chunk, path)
     L = sizes.size - 1
     roff = np.zeros(L, dtype=np.int64)
     roff[1:] = np.cumsum(sizes[1:L])
@@ -211,12 +226,13 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
     """Train ``problem`` on the GPU (or the simulator); returns ``(params, curves, diverged, gnorms)`` like
     every engine.
 
-    ``path`` is ``"block"`` (a block per network, all steps in one launch), ``"tiled"`` (tiled products, a
-    launch per phase) or ``"auto"`` (``choose_path``; the default, or ``$FASTMLP_CUDA_PATH``). The paths give
-    the same bits. ``threads_per_block``, ``max_blocks`` (block path: the grid, blocks are persistent; tiled
+    ``path`` is ``"block"`` (a block per network, all steps in one launch), ``"chunk"`` (the same, with a
+    thread per chunk of samples and the network in registers), ``"tiled"`` (tiled products, a launch per
+    phase) or ``"auto"`` (``choose_path``; the default, or ``$FASTMLP_CUDA_PATH``). The paths give the same
+    bits. ``threads_per_block``, ``max_blocks`` (block and chunk paths: the grid, blocks are persistent; tiled
     path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``, or ``$FASTMLP_CUDA_TILES``)
-    change the launch only,
-    never a result; ``chunk`` (default ``CHUNK``) sets the summation order of the reductions over samples.
+    change the launch only, never a result; ``chunk`` (default ``CHUNK``) sets the summation order of the
+    reductions over samples.
     """
     path = path or os.environ.get("FASTMLP_CUDA_PATH", "") or "auto"
     if path not in PATHS:
@@ -232,25 +248,33 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
     outputs = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")
     a = kernel_args(problem)
-    run = _train_tiled if path == "tiled" else _train_block
     with warnings.catch_warnings():
         # the simulator runs the uint64 hash on NumPy scalars, which warn on (intended) wrap-around, and a
         # diverging network overflows on purpose; on a GPU nothing warns
         if simulated():
             warnings.simplefilter("ignore", RuntimeWarning)
-        return run(problem, a, params, *outputs, chunk=chunk, threads_per_block=threads_per_block,
-                   max_blocks=max_blocks, tiles=tiles)
+        if path == "tiled":
+            return _train_tiled(problem, a, params, *outputs, chunk=chunk, threads_per_block=threads_per_block,
+                                max_blocks=max_blocks, tiles=tiles)
+        return _train_blocks(problem, a, params, *outputs, chunk=chunk, threads_per_block=threads_per_block,
+                             max_blocks=max_blocks, path=path)
 
 
-def _train_block(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, tiles):
+def _train_blocks(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, path):
+    """The block and chunk paths: one launch, a block per network (persistent blocks)."""
     from numba import cuda
-    from . import cuda as kern
+    from . import cuda as kern, cuda_chunk
 
     N = params.shape[0]
     dt = params.dtype
     L = a["sizes"].size - 1
-    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, partials=True)
-    tpb = _threads(problem, int(geo[kern.G_BM]), threads_per_block)
+    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, path)
+    Bm = int(geo[kern.G_BM])
+    if path == "chunk":
+        kernel = cuda_chunk.kernels(dt, tuple(int(x) for x in a["sizes"]))
+        tpb = _threads(problem, Bm, threads_per_block, work=-(-Bm // chunk), most=1024)
+    else:
+        tpb = _threads(problem, Bm, threads_per_block)
     grid = _grid(N, dt.itemsize * n_scr + 16 * Sp + 64, max_blocks)
 
     d_params = cuda.to_device(params)
@@ -259,8 +283,11 @@ def _train_block(problem, a, params, curves, diverged, gnorms, chunk, threads_pe
     d_gn = cuda.to_device(gnorms.reshape(-1))
     SCR = cuda.device_array((grid, n_scr), dtype=dt)
     PS = cuda.device_array((grid, 2 * Sp) if Sp else (1, 2), dtype=np.uint64)
-    kern.train_kernel[grid, tpb](
-        cuda.to_device(geo), L, a["act"], a["out"], a["opt"], d_params,
+    # the chunk path's kernel has the layer count compiled in
+    launch = (kernel[grid, tpb] if path == "chunk" else
+              lambda geo, *args: kern.train_kernel[grid, tpb](geo, L, *args))
+    launch(
+        cuda.to_device(geo), a["act"], a["out"], a["opt"], d_params,
         # the GPU kernel reads the data feature-major
         cuda.to_device(np.ascontiguousarray(a["X"].T).ravel()),
         cuda.to_device(np.ascontiguousarray(a["T"].T).ravel()),
@@ -302,7 +329,7 @@ def _train_tiled(problem, a, params, curves, diverged, gnorms, chunk, threads_pe
     N, P = params.shape
     sizes = [int(x) for x in a["sizes"]]
     L = len(sizes) - 1
-    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, partials=False)
+    geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, "tiled")
     tpb = _threads(problem, int(geo[kern.G_BM]), threads_per_block)
     act, out, opt, steps, every = a["act"], a["out"], a["opt"], a["steps"], a["record_every"]
     S, bs = problem.X.shape[0], a["batch_size"]

@@ -381,8 +381,8 @@ def test_auto_path_choice():
     for name, path in want.items():
         assert choose_path(make_workload(name, n_networks=1, steps=1).network) == path
     assert choose_path(SimpleNamespace(sizes=(2, 4, 1))) == "chunk"  # 17 parameters
-    assert choose_path(SimpleNamespace(sizes=(2, 2, 40))) == "chunk"  # 126
-    assert choose_path(SimpleNamespace(sizes=(7, 16, 1))) == "block"  # 145, 16 wide
+    assert choose_path(SimpleNamespace(sizes=(3, 8, 3))) == "chunk"  # 59
+    assert choose_path(SimpleNamespace(sizes=(3, 8, 4))) == "block"  # 68, 8 wide
     assert choose_path(SimpleNamespace(sizes=(784, 16, 10))) == "block"
     assert choose_path(SimpleNamespace(sizes=(3, 40, 2))) == "tiled"  # 242, 40 wide
 

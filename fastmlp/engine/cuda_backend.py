@@ -29,9 +29,10 @@ SIM_TILES = (8, 8, 4, 4, 4)
 #: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_chunk.py``: a thread per chunk of
 #: samples, the network in registers; ``engine/cuda_tiled.py``: tiled products); they give the same bits
 PATHS = ("auto", "block", "chunk", "tiled")
-#: ``auto`` takes the chunk path for networks of at most this many parameters (each thread holds a gradient
-#: partial per parameter in registers) ...
-CHUNK_MAX_PARAMS = 128
+#: ``auto`` takes the chunk path for networks of at most this many parameters: each thread holds a gradient
+#: partial and (hoisted by the compiler) the value of every parameter in registers, ~180 of them for W1's 37
+#: in float32 (``ptxas``, sm_90); 90 parameters reach the 255 limit and spill ...
+CHUNK_MAX_PARAMS = 64
 #: ... and the tiled path when the widest layer has at least this many units: half a GPU tile's rows (a
 #: narrower layer leaves most of each tile empty). Both are first estimates; the GPU benchmark decides
 TILED_MIN_WIDTH = 32
@@ -271,7 +272,7 @@ def _train_blocks(problem, a, params, curves, diverged, gnorms, chunk, threads_p
     geo, n_scr, Sp = _geo(problem, a["sizes"], a["w_off"], a["b_off"], chunk, path)
     Bm = int(geo[kern.G_BM])
     if path == "chunk":
-        kernel = cuda_chunk.kernels(dt, tuple(int(x) for x in a["sizes"]))
+        kernel = cuda_chunk.kernels(dt, tuple(int(x) for x in a["sizes"]), a["act"], a["out"], a["opt"])
         tpb = _threads(problem, Bm, threads_per_block, work=-(-Bm // chunk), most=1024)
     else:
         tpb = _threads(problem, Bm, threads_per_block)

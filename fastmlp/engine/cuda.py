@@ -314,6 +314,16 @@ def sample_output(hv, hb, dv, db, ld, ts, tb, tl, K, out, want, inv, half, two, 
 
 
 @cuda.jit(device=True)
+def batch_arrays(full, X, T, scr, geo):
+    """Where a step's inputs and targets are read, ``(xs, xo, xl, ts, to, tl)``: feature ``f`` of sample ``s`` is
+    ``xs[xo + f xl + s]``, target ``o`` is ``ts[to + o tl + s]``; ``X`` and ``T`` themselves for a full batch,
+    else the minibatch that ``begin_step`` gathers into the scratch ``scr``."""
+    if full:
+        return X, 0, geo[G_S], T, 0, geo[G_S]
+    return scr, geo[G_XB], geo[G_BM], scr, geo[G_TB], geo[G_BM]
+
+
+@cuda.jit(device=True)
 def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, half, two, zero):
     """Block-cooperative: the output deltas ``dL/dz`` (at ``scr[dL:]``) from the logits (at ``scr[hL:]``), and
     the loss summed over the batch, which it returns (every thread gets it). Ends with a barrier.
@@ -402,21 +412,7 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
     eps = c[_EPS]
     scr = SCR[blk]
     ps = PS[0 if full else blk]
-    # where the batch's inputs and targets are read: X, T themselves (full batch) or the gathered copy
-    if full:
-        xs = X
-        xo = 0
-        xl = S
-        ts = T
-        to = 0
-        tl = S
-    else:
-        xs = scr
-        xo = geo[G_XB]
-        xl = Bm
-        ts = scr
-        to = geo[G_TB]
-        tl = Bm
+    xs, xo, xl, ts, to, tl = batch_arrays(full, X, T, scr, geo)
 
     # persistent blocks: block b trains networks b, b + gridDim.x, ... with one slot of scratch
     for n in range(blk, N, cuda.gridDim.x):

@@ -162,20 +162,7 @@ def train_kernel(geo, act, out, opt, params, X, T, hyper, hyper64, seeds, steps,
     eps = c[blk._EPS]
     scr = SCR[blk_id]
     ps = PS[0 if full else blk_id]
-    if full:
-        xs = X
-        xo = 0
-        xl = S
-        ts = T
-        to = 0
-        tl = S
-    else:
-        xs = scr
-        xo = geo[blk.G_XB]
-        xl = Bm
-        ts = scr
-        to = geo[blk.G_TB]
-        tl = Bm
+    xs, xo, xl, ts, to, tl = blk.batch_arrays(full, X, T, scr, geo)
     h = cuda.local.array({ROWS}, DT)  # one sample's activations (before dropout), then its logits
     m = cuda.local.array({HID}, DT)  # its dropout masks
     d = cuda.local.array({ROWS}, DT)  # its deltas

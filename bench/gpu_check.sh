@@ -61,9 +61,10 @@ bench 150 --workload wide --dtype float32 --cuda-path tiled --peers torch:loop,t
 # 7-8: the tiled path's tile shapes (TM,TN,TK,RM,RN): results do not depend on them, the speed does
 tiles 100 wide 64 20 64,64,16,4,4 64,64,8,8,8 128,64,8,8,8 64,32,16,4,4 32,64,16,4,4 64,64,16,8,4
 tiles 80 w2 512 50 64,64,16,4,4 64,64,8,8,8 64,32,16,4,4 32,64,16,4,4
-# 9-12: which path wins where
-bench 90 --workload wide --dtype float32 --steps 20 --cuda-path both --peers none
-bench 90 --workload w2 --dtype float32 --networks 512 --cuda-path both --peers torch:bmm
-bench 60 --workload w1 --dtype float32 --networks 512 --cuda-path both --peers torch:vmap,torch:bmm
-bench 150 --workload w2 --dtype float32 --networks 16384 --steps 50 --cuda-path both --peers torch:bmm
+# 9-13: which path wins where
+bench 120 --workload w1 --dtype float32 --networks 16384 --cuda-path all --peers none
+bench 90 --workload wide --dtype float32 --steps 20 --cuda-path all --peers none
+bench 90 --workload w2 --dtype float32 --networks 512 --cuda-path all --peers torch:bmm
+bench 60 --workload w1 --dtype float32 --networks 512 --cuda-path all --peers torch:vmap,torch:bmm
+bench 150 --workload w2 --dtype float32 --networks 16384 --steps 50 --cuda-path all --peers torch:bmm
 echo "== done after $SECONDS s" >> "$log"

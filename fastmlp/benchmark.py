@@ -187,7 +187,8 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         row is the GPU engine and the numba CPU engine follows it, and the torch peer runs on the GPU
         (rows ``torch ... (cuda)``, instead of its CPU rows); GPU rows' ``pct_peak`` is against the GPU's peak
         (``cuda_backend.gpu_peak``; None where it is unknown). ``cuda_paths`` lists the CUDA paths timed
-        (``auto``, ``block``, ``tiled``), one row each, the first the reference.
+        (``auto``, ``block``, ``chunk``, ``tiled``; ``"all"``: those that can train the workload), one row
+        each, the first the reference.
     """
     from .peers import final_losses
     peak = machine_peak()
@@ -198,6 +199,9 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     full = make_workload(workload, dtype, n_networks=n_networks, steps=steps)
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
+    if cuda_paths == "all":
+        from .engine.cuda_backend import paths_for
+        cuda_paths = paths_for(full.network.sizes)
     impls = _implementations(peers, backend, cuda_paths)
     timed = {}  # name -> [losses, best seconds, first round's compile seconds], or the reason it was skipped
     for rnd in range(rounds):

@@ -290,10 +290,10 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--backend", type=click.Choice(["numba", "cuda"]), default="numba", show_default=True,
               help="fastmlp backend to time; with cuda the numba CPU engine is timed beside it, and the torch "
                    "peer on the GPU.")
-@click.option("--cuda-path", type=click.Choice(["auto", "block", "tiled", "both"]), default="auto",
+@click.option("--cuda-path", type=click.Choice(["auto", "block", "chunk", "tiled", "all"]), default="auto",
               show_default=True,
-              help="With --backend cuda: the CUDA path to time (a block per network, or tiled products; auto "
-                   "picks by layer width); both times each, in rows of their own.")
+              help="With --backend cuda: the CUDA path to time (a block per network; a thread per chunk of samples; "
+                   "tiled products; auto picks by the network's size); all times each that applies, in rows of their own.")
 @click.option("--same-process", is_flag=True,
               help="Time every implementation in this process (default: each in a fresh process of its own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")
@@ -307,7 +307,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
       fastmlp bench --workload w1 --dtype float64 --peers jax,torch --rounds 3
       fastmlp bench --workload w2 --dtype float32 --peers numpy,torch,jax --json
       fastmlp bench --workload w1 --networks 16384 --backend cuda --peers none
-      fastmlp bench --workload wide --backend cuda --cuda-path both --peers torch
+      fastmlp bench --workload wide --backend cuda --cuda-path all --peers torch:bmm
     """
     from .benchmark import check_peer, machine_peak, run_benchmark
     if cuda_path != "auto" and backend != "cuda":
@@ -331,7 +331,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
                                   reference_networks=reference_networks, repeat=repeat, backend=backend,
                                   log=None if as_json else lambda m: click.echo(m, err=True),
                                   separate=not same_process, rounds=rounds,
-                                  cuda_paths=("block", "tiled") if cuda_path == "both" else (cuda_path,))
+                                  cuda_paths="all" if cuda_path == "all" else (cuda_path,))
         except RuntimeError as exc:  # fastmlp's own timing process failed
             raise click.ClickException(str(exc))
     if as_json:
@@ -377,10 +377,10 @@ def info():
     gpu = cuda_backend.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
     forced = {k: os.environ[k] for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES") if os.environ.get(k)}
-    click.echo(f"cuda paths: block (a block per network) and tiled (tiled products, tiles "
-               f"{','.join(map(str, cuda_backend.GPU_TILES))}); auto takes tiled from "
-               f"{cuda_backend.TILED_MIN_WIDTH} units wide; the same bits either way"
-               + "".join(f"; {k}={v}" for k, v in forced.items()))
+    click.echo(f"cuda paths: chunk (a thread per chunk of samples), block (a block per network), tiled (tiled "
+               f"products, tiles {','.join(map(str, cuda_backend.GPU_TILES))}); auto takes chunk up to "
+               f"{cuda_backend.CHUNK_MAX_PARAMS} parameters, else tiled from {cuda_backend.TILED_MIN_WIDTH} units "
+               f"wide; the same bits on each" + "".join(f"; {k}={v}" for k, v in forced.items()))
 
 
 for _command in GRID_COMMANDS:

@@ -226,7 +226,7 @@ def test_csv_with_a_missing_target_column(tmp_path):
 def test_info_and_shim():
     r = run("info")
     assert r.exit_code == 0 and "threads" in r.output and "gpu" in r.output
-    assert "cuda paths: block" in r.output and "auto takes tiled from 32 units" in r.output
+    assert "cuda paths: chunk" in r.output and "auto takes chunk up to 64 parameters" in r.output
     from fastmlp.engine.config import VECTOR_BYTES
     assert f"{VECTOR_BYTES}-byte vectors" in r.output
     p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, cwd=ROOT)

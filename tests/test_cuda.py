@@ -398,6 +398,16 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
                    steps=1)
     with pytest.raises(ValueError, match="'diagonal'"):
         cuda_backend.train(prob, path="diagonal")
+    big = Network(n_inputs=50, hidden=(40,), n_outputs=2)
+    Xb, yb = make_data(big)
+    prob_big = Problem(sizes=big.sizes, activation="tanh", output="sigmoid", optimizer="sgd",
+                       params=init_batch(big, Init("xavier_normal"), [1], "float64"), X=Xb,
+                       T=as_targets(big, yb, Xb.shape[0], np.float64), lr=np.ones(1), momentum=np.zeros(1),
+                       weight_decay=np.zeros(1), dropout=np.zeros(1), seeds=np.zeros(1, np.uint64), steps=1)
+    with pytest.raises(ValueError, match="2122 parameters"):
+        cuda_backend.train(prob_big, path="chunk")
+    assert cuda_backend.paths_for(big.sizes) == ("block", "tiled")
+    assert cuda_backend.paths_for(net.sizes) == ("block", "chunk", "tiled")
     with pytest.raises(ValueError, match=r"RM must divide TM.*\(8, 8, 4, 3, 4\)"):
         cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):

@@ -64,6 +64,8 @@ hiding is thin, and that is the first thing to measure (against ``max_registers=
 Expected next steps once a GPU is at hand: measure with Nsight; put ``X``/``T`` (7 x 891 floats = 25 KB) in
 shared memory for full-batch runs and ``H``/``D`` in shared memory when ``2 x rows x batch`` fits (36 KB for
 W1 in float32), which moves that traffic from L2 to shared memory; a warp per network instead of a block for tiny batches.
+For networks as small as W1's, ``cuda_chunk.py`` (the chunk path) keeps a whole sample's step in one thread's
+registers instead, with the same sums in the same order.
 
 Wide layers (784 -> 300 x 20 -> 10, batch 256): the tiled path
 -----------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The ``cuda`` backend: numba.cuda kernels (``engine/cuda.py``), one thread block per network, one launch.
+"""The ``cuda`` backend: three paths of numba.cuda kernels, which give the same bits, and the choice between them.
+
+``block`` (``engine/cuda.py``): a thread block per network, every step in one launch. ``chunk``
+(``engine/cuda_chunk.py``): the same launch, a thread per chunk of samples with the network in registers, for
+tiny networks. ``tiled`` (``engine/cuda_tiled.py``): a launch per phase over all networks, tiled products, for
+wide layers. ``choose_path`` picks one; ``train`` launches it.
 
 Needs a CUDA GPU with its driver and ``numba-cuda`` (``pip install "fastmlp[cuda]"``; the import is still
 ``from numba import cuda``). Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba is imported) runs the
@@ -33,6 +38,8 @@ PATHS = ("auto", "block", "chunk", "tiled")
 #: partial and (hoisted by the compiler) the value of every parameter in registers, ~180 of them for W1's 37
 #: in float32 (``ptxas``, sm_90); 90 parameters reach the 255 limit and spill ...
 CHUNK_MAX_PARAMS = 64
+#: the chunk path's kernel has a statement per parameter and more: it refuses networks larger than this
+CHUNK_LIMIT_PARAMS = 2048
 #: ... and the tiled path when the widest layer has at least this many units: half a GPU tile's rows (a
 #: narrower layer leaves most of each tile empty). Both are first estimates; the GPU benchmark decides
 TILED_MIN_WIDTH = 32
@@ -205,6 +212,12 @@ def _grid(N, per_block, max_blocks, per_sm=32):
     return int(max(1, min(N, max_blocks)))
 
 
+def paths_for(sizes):
+    """The CUDA paths that can train networks of these layer sizes (the chunk path has a size limit)."""
+    small = Layout(tuple(int(x) for x in sizes)).n_params <= CHUNK_LIMIT_PARAMS
+    return ("block", "chunk", "tiled") if small else ("block", "tiled")
+
+
 def choose_path(problem):
     """The path ``path="auto"`` takes: ``"chunk"`` for a network of ``CHUNK_MAX_PARAMS`` parameters or fewer,
     else ``"tiled"`` when its widest layer has ``TILED_MIN_WIDTH`` units or more, else ``"block"``. They give
@@ -245,6 +258,10 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if path == "tiled":
         tiles = _tiles(tiles)
+    n_params = Layout(tuple(int(x) for x in problem.sizes)).n_params
+    if path == "chunk" and n_params > CHUNK_LIMIT_PARAMS:
+        raise ValueError(f"the chunk path compiles a statement per parameter; this network has {n_params} "
+                         f"parameters (at most {CHUNK_LIMIT_PARAMS}): use the block or tiled path")
     check_available()
     outputs = problem.empty_outputs()
     params = np.array(problem.params, copy=True, order="C")

@@ -411,7 +411,7 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match=r"RM must divide TM.*\(8, 8, 4, 3, 4\)"):
         cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):
-        cuda_backend.train(prob, path="tiled", tiles=(64, 64, 4, 1, 1))
+        cuda_backend.train(prob, path="tiled", tiles=(64, 32, 4, 4, 1))  # 512 threads
     for env in ("64,64,16", "64,64,x,4,4", "64,64,0,4,4"):
         monkeypatch.setenv("FASTMLP_CUDA_TILES", env)
         with pytest.raises(ValueError, match=f"FASTMLP_CUDA_TILES='{env}'"):

@@ -146,8 +146,8 @@ def _threads(problem, Bmax, threads_per_block, work=None, most=THREADS):
         if work is None:
             work = max(int(fo) * Bmax for fo in problem.sizes[1:])
         threads_per_block = min(most, 32 * max(1, -(-work // 32)))
-    if not 1 <= threads_per_block <= 1024:
-        raise ValueError(f"threads per block must be in [1, 1024], got {threads_per_block}")
+    if not 1 <= threads_per_block <= 256:  # the kernels use up to 255 registers: 256 threads fill an SM's 65536
+        raise ValueError(f"threads per block must be in [1, 256], got {threads_per_block}")
     return int(threads_per_block)
 
 
@@ -290,7 +290,8 @@ def _train_blocks(problem, a, params, curves, diverged, gnorms, chunk, threads_p
     Bm = int(geo[kern.G_BM])
     if path == "chunk":
         kernel = cuda_chunk.kernels(dt, tuple(int(x) for x in a["sizes"]), a["act"], a["out"], a["opt"])
-        tpb = _threads(problem, Bm, threads_per_block, work=-(-Bm // chunk), most=1024)
+        # at most 256 threads: a block of them fits an SM's 65536 registers at 255 registers each
+        tpb = _threads(problem, Bm, threads_per_block, work=-(-Bm // chunk), most=256)
     else:
         tpb = _threads(problem, Bm, threads_per_block)
     grid = _grid(N, dt.itemsize * n_scr + 16 * Sp + 64, max_blocks)
@@ -332,8 +333,8 @@ def _tiles(tiles):
     TM, TN, TK, RM, RN = tiles
     if TM % RM or TN % RN:
         raise ValueError(f"{where}tiles: RM must divide TM and RN divide TN, got {tiles!r}")
-    if not 1 <= (TM // RM) * (TN // RN) <= 1024:
-        raise ValueError(f"{where}tiles: (TM/RM) x (TN/RN) threads per block must be in [1, 1024], got {tiles!r}")
+    if not 1 <= (TM // RM) * (TN // RN) <= 256:  # so that a block fits an SM's registers at 255 each
+        raise ValueError(f"{where}tiles: (TM/RM) x (TN/RN) threads per block must be in [1, 256], got {tiles!r}")
     return tiles
 
 

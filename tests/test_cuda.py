@@ -412,6 +412,8 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
         cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):
         cuda_backend.train(prob, path="tiled", tiles=(64, 32, 4, 4, 1))  # 512 threads
+    with pytest.raises(ValueError, match=r"threads per block must be in \[1, 256\], got 300"):
+        cuda_backend.train(prob, threads_per_block=300)
     for env in ("64,64,16", "64,64,x,4,4", "64,64,0,4,4"):
         monkeypatch.setenv("FASTMLP_CUDA_TILES", env)
         with pytest.raises(ValueError, match=f"FASTMLP_CUDA_TILES='{env}'"):

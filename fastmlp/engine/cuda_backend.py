@@ -258,6 +258,8 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if path == "tiled":
         tiles = _tiles(tiles)
+    if threads_per_block is not None and not 1 <= int(threads_per_block) <= 256:
+        raise ValueError(f"threads per block must be in [1, 256], got {threads_per_block}")
     n_params = Layout(tuple(int(x) for x in problem.sizes)).n_params
     if path == "chunk" and n_params > CHUNK_LIMIT_PARAMS:
         raise ValueError(f"the chunk path compiles a statement per parameter; this network has {n_params} "

@@ -26,11 +26,15 @@ def main(workload, networks, steps, *shapes):
     for shape in shapes:
         os.environ["FASTMLP_CUDA_TILES"] = shape
         times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            params = train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
-                                 backend="cuda").params
-            times.append(time.perf_counter() - t0)
+        try:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                params = train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
+                                     backend="cuda").params
+                times.append(time.perf_counter() - t0)
+        except Exception as exc:  # one shape failing (a launch out of resources, say) leaves the others
+            print(json.dumps(dict(workload=workload, tiles=shape, error=f"{type(exc).__name__}: {exc}")), flush=True)
+            continue
         first = params if first is None else first
         best = min(times[1:])
         gflops = w.flops_per_network() * w.n_networks / best / 1e9

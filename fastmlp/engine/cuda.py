@@ -351,6 +351,20 @@ def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, hal
 
 
 @cuda.jit(device=True)
+def record_loss(total, inv, t, n, rec, record_every, nrec, curves, diverged):
+    """Thread 0 records step ``t``'s loss (``total`` times the scale ``inv``, on recorded steps) or, where the
+    total is not finite, ``t`` as the step network ``n`` diverged at; returns whether it diverged (every thread
+    gets the same answer, so that a kernel leaves its step loop uniformly)."""
+    bad = not math.isfinite(total)
+    if cuda.threadIdx.x == 0:
+        if bad:
+            diverged[n] = t
+        elif rec:
+            curves[n * nrec + t // record_every] = total * inv
+    return bad
+
+
+@cuda.jit(device=True)
 def grad_norm(scr, oG, oR, w0, count):
     """Block-cooperative: the 2-norm of the ``count`` weight gradients at ``scr[oG + w0:]``, by the fixed tree of
     ``tree_sum`` over their squares in ``scr[oR:]``; every thread gets it. Follow with a barrier before
@@ -486,12 +500,8 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
             nch = (Bt + chunk - 1) // chunk
             total = output_loss(scr, oH + rL * Bm, oD + rL * Bm, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv,
                                 half, two, zero)
-            if not math.isfinite(total):
-                if tid == 0:
-                    diverged[n] = t
+            if record_loss(total, inv, t, n, rec, record_every, nrec, curves, diverged):
                 break  # uniformly: every thread read the same total
-            if rec and tid == 0:
-                curves[n * nrec + t // record_every] = total * inv
 
             # backward
             for l in range(L - 1, -1, -1):

@@ -19,7 +19,6 @@ derivative; a gradient partial of chunk ``ci``: from zero, its samples in order;
 (shared) per sample in order. A test checks the two paths bit for bit.
 """
 import linecache
-import math
 
 import numpy as np
 from numba import cuda, float32, float64
@@ -125,7 +124,7 @@ def _make(dtype_name, sizes, act, out, opt):
     src = source(sizes, act, out, opt)
     name = f"<fastmlp.engine.cuda_chunk {'-'.join(map(str, sizes))} {act} {out} {opt}>"
     linecache.cache[name] = (len(src), None, src.splitlines(True), name)  # for tracebacks and numba's messages
-    scope = dict(cuda=cuda, math=math, blk=blk, DT=float32 if dtype_name == "float32" else float64, DROP=DROP,
+    scope = dict(cuda=cuda, blk=blk, DT=float32 if dtype_name == "float32" else float64, DROP=DROP,
                  KEEP=KEEP, LR=LR, MOM=MOM, WD=WD)
     exec(compile(src, name, "exec"), scope)
     return cuda.jit(scope["train_kernel"])
@@ -204,12 +203,8 @@ def train_kernel(geo, act, out, opt, params, X, T, hyper, hyper64, seeds, steps,
             blk.tree_sum(scr, oR, nch)
             total = scr[oR]
             cuda.syncthreads()
-            if not math.isfinite(total):
-                if tid == 0:
-                    diverged[n] = t
+            if blk.record_loss(total, inv, t, n, rec, record_every, nrec, curves, diverged):
                 break  # uniformly: every thread read the same total
-            if rec and tid == 0:
-                curves[n * nrec + t // record_every] = total * inv
             # each parameter's partials, in chunk order
             for i in range(tid, {P}, nt):
                 acc = zero

@@ -26,7 +26,6 @@ one (no padded terms are added), so neither the tile sizes nor the grid change a
 device functions do the rest (``begin_step``, ``output_loss``, ``grad_norm``, ``update_one``). A test checks
 the two paths bit for bit, and so the path can be chosen for speed alone.
 """
-import math
 
 import numpy as np
 from numba import cuda, float32, float64
@@ -186,11 +185,7 @@ def _make(dtype_name, tiles):
         total = blk.output_loss(scr, geo[blk.G_H] + rL * Bm, geo[blk.G_D] + rL * Bm, Bm, ts, to, tl, Bt,
                                 geo[blk.G_K], out, want, nch, geo[blk.G_R], inv, c[blk._HALF], c[blk._TWO],
                                 c[blk._ZERO])
-        if cuda.threadIdx.x == 0:
-            if not math.isfinite(total):
-                diverged[n] = t
-            elif rec:
-                curves[n * geo[blk.G_NREC] + t // record_every] = total * inv
+        blk.record_loss(total, inv, t, n, rec, record_every, geo[blk.G_NREC], curves, diverged)
 
     @cuda.jit
     def weight_grad(l, L, Bt, full, chunk, geo, X, c, hyper64, diverged, SCR):

@@ -412,9 +412,26 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
         cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):
         cuda_backend.train(prob, path="tiled", tiles=(64, 32, 4, 4, 1))  # 512 threads
+    with pytest.raises(ValueError, match="49152"):
+        cuda_backend.train(prob, path="tiled", tiles=(128, 128, 32, 8, 8))  # 66 KB in float64
+    many = Problem(**{**prob.__dict__, "X": np.zeros((70000, 3)), "T": np.zeros((70000, 1))})
+    with pytest.raises(ValueError, match="a batch of 70000 samples in tiles of TN = 1 needs more than 65535"):
+        cuda_backend.train(many, path="tiled", tiles=(1, 1, 1, 1, 1))
     with pytest.raises(ValueError, match=r"threads per block must be in \[1, 256\], got 300"):
         cuda_backend.train(prob, threads_per_block=300)
     for env in ("64,64,16", "64,64,x,4,4", "64,64,0,4,4"):
         monkeypatch.setenv("FASTMLP_CUDA_TILES", env)
         with pytest.raises(ValueError, match=f"FASTMLP_CUDA_TILES='{env}'"):
             cuda_backend.train(prob, path="tiled")
+
+
+def test_a_gpu_without_numba_cuda_is_a_clear_message(monkeypatch):
+    from types import SimpleNamespace
+    from fastmlp.engine import cuda_backend
+    monkeypatch.setattr(cuda_backend, "simulated", lambda: False)
+    monkeypatch.setattr(cuda_backend, "_cuda", lambda: SimpleNamespace(is_available=lambda: True))
+    real = cuda_backend.importlib.util.find_spec
+    monkeypatch.setattr(cuda_backend.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba_cuda" else real(name, *a))
+    with pytest.raises(RuntimeError, match="numba-cuda package is not installed.*fastmlp\\[cuda\\]"):
+        cuda_backend.check_available()

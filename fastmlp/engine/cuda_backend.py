@@ -10,6 +10,7 @@ Needs a CUDA GPU with its driver and ``numba-cuda`` (``pip install "fastmlp[cuda
 same kernels in numba's CUDA simulator on the CPU, slowly: that is how the tests check them. The simulator
 works with plain ``numba`` as well as with ``numba-cuda``.
 """
+import importlib.util
 import os
 import warnings
 
@@ -77,6 +78,9 @@ def check_available():
         raise RuntimeError(f"no usable CUDA GPU ({exc}). {_HOW}") from exc
     if not ok:
         raise RuntimeError(f"no usable CUDA GPU was found (numba.cuda.is_available() is False). {_HOW}")
+    if importlib.util.find_spec("numba_cuda") is None:
+        # numba's own, deprecated CUDA target finds the GPU but fails to compile the kernels, obscurely
+        raise RuntimeError(f"a CUDA GPU is there but the numba-cuda package is not installed. {_HOW}")
 
 
 def gpu_info():
@@ -257,7 +261,11 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if path == "tiled":
-        tiles = _tiles(tiles)
+        tiles = _tiles(tiles, problem.params.dtype.itemsize)
+        Bm = problem.X.shape[0] if problem.batch_size <= 0 else min(problem.batch_size, problem.X.shape[0])
+        if -(-Bm // tiles[1]) > 65535:
+            raise ValueError(f"tiles: a batch of {Bm} samples in tiles of TN = {tiles[1]} needs more than 65535 "
+                             f"blocks along y; use a larger TN")
     if threads_per_block is not None and not 1 <= int(threads_per_block) <= 256:
         raise ValueError(f"threads per block must be in [1, 256], got {threads_per_block}")
     n_params = Layout(tuple(int(x) for x in problem.sizes)).n_params
@@ -319,9 +327,10 @@ def _train_blocks(problem, a, params, curves, diverged, gnorms, chunk, threads_p
             d_gn.copy_to_host().reshape(gnorms.shape))
 
 
-def _tiles(tiles):
+def _tiles(tiles, itemsize=8):
     """The tiled path's (TM, TN, TK, RM, RN): as given, else ``$FASTMLP_CUDA_TILES`` ("64,64,16,4,4"), else the
-    default for a GPU or the simulator; ``ValueError`` naming a bad one."""
+    default for a GPU or the simulator; ``ValueError`` naming a bad one (``itemsize``: the dtype's bytes, for
+    the shared-memory limit)."""
     env = os.environ.get("FASTMLP_CUDA_TILES", "") if tiles is None else ""
     where = f"FASTMLP_CUDA_TILES={env!r}: " if env else ""
     if tiles is None:
@@ -337,6 +346,10 @@ def _tiles(tiles):
         raise ValueError(f"{where}tiles: RM must divide TM and RN divide TN, got {tiles!r}")
     if not 1 <= (TM // RM) * (TN // RN) <= 256:  # so that a block fits an SM's registers at 255 each
         raise ValueError(f"{where}tiles: (TM/RM) x (TN/RN) threads per block must be in [1, 256], got {tiles!r}")
+    smem = TK * (TM + 1 + TN + 1) * itemsize  # the weight gradient's two padded slabs, the largest
+    if smem > 48 * 1024:
+        raise ValueError(f"{where}tiles: TK x (TM + TN + 2) x {itemsize} bytes = {smem} bytes of shared memory, "
+                         f"over the 49152 a block may have statically; got {tiles!r}")
     return tiles
 
 

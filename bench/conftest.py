@@ -23,12 +23,15 @@ def workloads():
     return get
 
 
-def record(benchmark, workload, n_networks):
-    """Attach nets/s and GFLOP/s (matrix-product model, see fastmlp.workloads) to the benchmark's JSON."""
+def record(benchmark, workload, n_networks, gpu=False):
+    """Attach nets/s and GFLOP/s (matrix-product model, see fastmlp.workloads) to the benchmark's JSON, and the
+    % of the CPU's peak (or the GPU's, ``gpu=True``; None where it is unknown)."""
     from fastmlp.benchmark import machine_peak
+    from fastmlp.engine.cuda_backend import gpu_peak
     secs = benchmark.stats.stats.min
     nets = n_networks / secs
     gflops = workload.flops_per_network() * nets / 1e9
     dtype = str(workload.params.dtype)
-    benchmark.extra_info.update(nets_per_s=nets, gflops=gflops, pct_peak=100 * gflops / machine_peak()[dtype],
+    peak = gpu_peak() if gpu else machine_peak()
+    benchmark.extra_info.update(nets_per_s=nets, gflops=gflops, pct_peak=100 * gflops / peak[dtype] if peak else None,
                                 networks=n_networks)

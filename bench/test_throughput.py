@@ -1,8 +1,11 @@
-"""Throughput of the Numba engine against the NumPy reference and the peers, on W1 and W2.
+"""Throughput of the Numba engine against the NumPy reference and the peers, on W1 and W2, and of the CUDA
+engine's paths where there is a GPU (W1, W2 and the wide workload).
 
 Run: ``python -m pytest bench/ --benchmark-columns=min,median,rounds`` (the table's per-call times divide by
 ``extra_info['networks']``; ``fastmlp bench`` prints nets/s and GFLOP/s directly).
 """
+import os
+
 import pytest
 
 from fastmlp.train import train_batch
@@ -47,3 +50,28 @@ def test_peer(benchmark, workloads, name, peer, variant, dtype):
     PEERS[peer].train(workloads(name, dtype, 2), variant)  # JIT outside the timing
     benchmark.pedantic(PEERS[peer].train, args=(w, variant), rounds=1, iterations=1)
     record(benchmark, w, w.n_networks)
+
+
+def _gpu():
+    from fastmlp.engine import cuda_backend
+    try:
+        cuda_backend.check_available()
+    except RuntimeError as exc:
+        return str(exc)
+    return "the CUDA simulator is on: it times nothing worth keeping" if cuda_backend.simulated() else None
+
+
+@pytest.mark.parametrize("path", ["chunk", "block", "tiled"])
+@pytest.mark.parametrize("name", ["w1", "w2", "wide"])
+def test_fastmlp_cuda(benchmark, workloads, name, path, monkeypatch):
+    from fastmlp.engine.cuda_backend import paths_for
+    why = _gpu()
+    if why:
+        pytest.skip(why)
+    w = workloads(name, "float32")
+    if path not in paths_for(w.network.sizes):
+        pytest.skip(f"the {path} path does not take {name}")
+    monkeypatch.setitem(os.environ, "FASTMLP_CUDA_PATH", path)
+    _train(workloads(name, "float32", 2), "cuda")  # compile outside the timing
+    benchmark.pedantic(_train, args=(w, "cuda"), rounds=3, iterations=1)
+    record(benchmark, w, w.n_networks, gpu=True)

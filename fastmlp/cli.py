@@ -293,7 +293,8 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
 @click.option("--cuda-path", type=click.Choice(["auto", "block", "chunk", "tiled", "all"]), default="auto",
               show_default=True,
               help="With --backend cuda: the CUDA path to time (a block per network; a thread per chunk of samples; "
-                   "tiled products; auto picks by the network's size); all times each that applies, in rows of their own.")
+                   "tiled products; auto picks by the network's size); all times each that applies, in rows of "
+                   "their own.")
 @click.option("--same-process", is_flag=True,
               help="Time every implementation in this process (default: each in a fresh process of its own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a list of JSON rows.")

@@ -93,7 +93,8 @@ def source(sizes, act, out, opt):
     rows = sum(sizes[1:])
     in_chunk, in_sample = " " * 16, " " * 20  # the template's indentation there
     return _TEMPLATE.format(
-        act=int(act), out=int(out), opt=int(opt), sizes=sizes, L=len(sizes) - 1, F=sizes[0], K=sizes[-1], P=P, ROWS=rows, HID=max(rows - sizes[-1], 1),
+        act=int(act), out=int(out), opt=int(opt), sizes=sizes, F=sizes[0], K=sizes[-1], P=P, ROWS=rows,
+        HID=max(rows - sizes[-1], 1),
         zero_gp="\n".join(f"{in_chunk}gp[{i}] = zero" for i in range(P)),
         per_sample="\n".join(in_sample + line for line in _per_sample(sizes)),
         store_gp="\n".join(f"{in_chunk}scr[oRG + {i} * nch + ci] = gp[{i}]" for i in range(P)),

@@ -6,17 +6,17 @@ and deltas in global scratch and a barrier after each phase. For a network as sm
 block still trains one network (persistent blocks, as there), but thread ``ci`` takes the samples of chunk
 ``ci`` (``ci, ci + nch, ...``) one after the other through the whole step: forward, output deltas, backward
 and that chunk's partial sums of the weight gradient, all in registers. The kernel is written for the
-network's layer sizes, activation, output and optimiser (``kernels``; ``source`` shows it): the statements over units,
-inputs and parameters are unrolled in its source with constant indices, so that the activations, deltas and
-gradient partials (one per parameter), local arrays there, become registers; loops over the layers left to
-the compiler kept them in local memory (``ptxas``: a 224-byte stack frame for W1). Then, as in the block path: the
-loss partials by ``tree_sum``, the gradient partials added in chunk order (one thread per parameter), the
+network's layer sizes, activation, output and optimiser (``kernels``; ``source`` shows it): the statements over
+units, inputs and parameters are unrolled in its source with constant indices, so that the activations, deltas
+and gradient partials (one per parameter), local arrays there, become registers; loops over the layers left to
+the compiler kept them in local memory (``ptxas``: a 224-byte stack frame for W1). Then, as in the block path:
+the loss partials by ``tree_sum``, the gradient partials added in chunk order (one thread per parameter), the
 gradient norms and the update.
 
 Same bits as the block path: every sum is the block path's, in its order. A forward unit: bias first, then its
 inputs in order; a delta of the layer below: its units in order from zero, times the mask, times the
 derivative; a gradient partial of chunk ``ci``: from zero, its samples in order; the loss: ``sample_output``
-(shared) per sample in order. A test checks the two paths bit for bit.
+(shared) per sample in order. Tests check the two paths bit for bit.
 """
 import linecache
 

@@ -188,7 +188,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         (rows ``torch ... (cuda)``, instead of its CPU rows); GPU rows' ``pct_peak`` is against the GPU's peak
         (``cuda_backend.gpu_peak``; None where it is unknown). ``cuda_paths`` lists the CUDA paths timed
         (``auto``, ``block``, ``chunk``, ``tiled``; ``"all"``: those that can train the workload), one row
-        each, the first the reference.
+        each, the first the reference; their rows' ``cuda_path`` says which path ran.
     """
     from .peers import final_losses
     peak = machine_peak()
@@ -255,6 +255,10 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         rows.append(dict(row, networks=w.n_networks, seconds=secs, nets_per_s=nets_per_s, gflops=gflops,
                          pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds,
                          round_seconds=per_round, nets_per_s_median=w.n_networks / float(np.median(per_round))))
+        if name.startswith("fastmlp (cuda"):  # the path that ran, auto's choice included
+            from .engine.cuda_backend import choose_path
+            rows[-1]["cuda_path"] = (name[len("fastmlp (cuda "):-1] if name != "fastmlp (cuda)" else
+                                     os.environ.get("FASTMLP_CUDA_PATH") or choose_path(w.network))
     base, base_median = rows[0]["nets_per_s"], rows[0]["nets_per_s_median"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None

@@ -370,6 +370,16 @@ def test_tiled_path_does_not_depend_on_tiles_or_groups():
             np.testing.assert_array_equal(a, b, err_msg=str(kw))
 
 
+@needs_cuda
+def test_bench_rows_name_the_path_that_ran():
+    from fastmlp.benchmark import run_benchmark
+    rows = run_benchmark("w1", "float32", [], n_networks=1, steps=1, reference_networks=1, backend="cuda",
+                         separate=False, cuda_paths=("auto", "block"))
+    assert [(r["impl"], r.get("cuda_path")) for r in rows] == [
+        ("fastmlp (cuda)", "chunk"), ("fastmlp (cuda block)", "block"), ("fastmlp (numba)", None)]
+    assert rows[1]["loss_max_rel_diff"] == 0.0  # the same bits on both paths
+
+
 # ---------------------------------------------------------------------------------------------------------
 # no GPU needed
 

@@ -326,6 +326,16 @@ def batch_arrays(full, X, T, scr, geo):
 
 
 @cuda.jit(device=True)
+def layer_input(l, L, xs, xo, xl, scr, geo, use_drop):
+    """Where layer ``l`` reads its input ``k`` at sample ``s``, ``(src, so, sl)`` for ``src[so + k sl + s]``: the
+    step's inputs (``batch_arrays``) for layer 0, else the activations of the layer below (dropped ones, with
+    dropout) in the scratch ``scr``."""
+    if l == 0:
+        return xs, xo, xl
+    return scr, (geo[G_A] if use_drop else geo[G_H]) + geo[G_HDR + 3 * L + l] * geo[G_BM], geo[G_BM]
+
+
+@cuda.jit(device=True)
 def output_loss(scr, hL, dL, Bm, ts, to, tl, Bt, K, out, want, nch, oR, inv, half, two, zero):
     """Block-cooperative: the output deltas ``dL/dz`` (at ``scr[dL:]``) from the logits (at ``scr[hL:]``), and
     the loss summed over the batch, which it returns (every thread gets it). Ends with a barrier.
@@ -465,14 +475,7 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
                 w0 = geo[gw + l]
                 b0 = geo[gb + l]
                 r0 = geo[gr + l]
-                if l == 0:
-                    src = xs
-                    so = xo
-                    sl = xl
-                else:
-                    src = scr
-                    so = (oA if use_drop else oH) + geo[gr + l - 1] * Bm
-                    sl = Bm
+                src, so, sl = layer_input(l, L, xs, xo, xl, scr, geo, use_drop)
                 last = l == L - 1
                 key = dropout_key(seed, t, l)
                 for i in range(tid, fo * Bt, nt):
@@ -510,14 +513,7 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
                 w0 = geo[gw + l]
                 b0 = geo[gb + l]
                 dj = oD + geo[gr + l] * Bm
-                if l == 0:
-                    src = xs
-                    so = xo
-                    sl = xl
-                else:
-                    src = scr
-                    so = (oA if use_drop else oH) + geo[gr + l - 1] * Bm
-                    sl = Bm
+                src, so, sl = layer_input(l, L, xs, xo, xl, scr, geo, use_drop)
                 fi1 = fi + 1
                 ntask = fo * fi1
                 # weight-gradient partials: (unit j, input k or the bias, chunk ci) -> R[task * nch + ci]

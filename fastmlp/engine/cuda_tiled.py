@@ -65,6 +65,15 @@ def _make(dtype_name, tiles):
     G_HDR = blk.G_HDR
 
     @cuda.jit(device=True)
+    def load_slab(slab, width, src, base, stride, r0, rn, c0, cn, zero):
+        """``slab[r, c] = src[base + (r0 + r) stride + c0 + c]`` for the ``TK x width`` slab, zero where
+        ``r >= rn`` or ``c0 + c >= cn``; consecutive threads take consecutive columns (coalesced reads)."""
+        for i in range(cuda.threadIdx.x, TK * width, NT):
+            r = i // width
+            c = i - r * width
+            slab[r, c] = src[base + (r0 + r) * stride + c0 + c] if (r < rn and c0 + c < cn) else zero
+
+    @cuda.jit(device=True)
     def multiply_add(acc, xb, sL, sR, depth, tx, ty):
         """The micro-kernel: ``acc[a, b] += sL[d, rows a] * sR[d, columns b]`` for the slab's ``depth`` terms in
         order; the thread's rows are ``ty + a BY``, its columns ``tx + b BX`` (``xb`` holds a row of ``sR``)."""
@@ -105,18 +114,10 @@ def _make(dtype_name, tiles):
         scr = SCR[n]
         p_drop = hyper64[n, DROP]
         use_drop = p_drop > 0
-        if l == 0 and full:
-            src = X
-            so = 0
-            sl = geo[blk.G_S]
-        elif l == 0:
-            src = scr
-            so = geo[blk.G_XB]
-            sl = Bm
+        if l == 0 and full:  # a minibatch's inputs are in the scratch, gathered by begin_step
+            src, so, sl = X, 0, geo[blk.G_S]
         else:
-            src = scr
-            so = (geo[blk.G_A] if use_drop else geo[blk.G_H]) + geo[G_HDR + 3 * L + l] * Bm
-            sl = Bm
+            src, so, sl = blk.layer_input(l, L, scr, geo[blk.G_XB], Bm, scr, geo, use_drop)
         j0 = cuda.blockIdx.x * TM
         s0 = cuda.blockIdx.y * TN
         sW = cuda.shared.array((TK, TM1), DT)
@@ -134,10 +135,7 @@ def _make(dtype_name, tiles):
                 jj = i // TK
                 kk = i - jj * TK
                 sW[kk, jj] = p[w0 + (j0 + jj) * fi + k0 + kk] if (kk < kn and j0 + jj < fo) else zero
-            for i in range(tid, TK * TN, NT):
-                kk = i // TN
-                ss = i - kk * TN
-                sA[kk, ss] = src[so + (k0 + kk) * sl + s0 + ss] if (kk < kn and s0 + ss < Bt) else zero
+            load_slab(sA, TN, src, so, sl, k0, kn, s0, Bt, zero)
             cuda.syncthreads()
             multiply_add(acc, xb, sW, sA, kn, tx, ty)
             cuda.syncthreads()
@@ -205,17 +203,9 @@ def _make(dtype_name, tiles):
         scr = SCR[n]
         dj = geo[blk.G_D] + geo[G_HDR + 3 * L + 1 + l] * Bm
         if l == 0 and full:
-            src = X
-            so = 0
-            sl = geo[blk.G_S]
-        elif l == 0:
-            src = scr
-            so = geo[blk.G_XB]
-            sl = Bm
+            src, so, sl = X, 0, geo[blk.G_S]
         else:
-            src = scr
-            so = (geo[blk.G_A] if hyper64[n, DROP] > 0 else geo[blk.G_H]) + geo[G_HDR + 3 * L + l] * Bm
-            sl = Bm
+            src, so, sl = blk.layer_input(l, L, scr, geo[blk.G_XB], Bm, scr, geo, hyper64[n, DROP] > 0)
         j0 = cuda.blockIdx.x * TM
         k0 = cuda.blockIdx.y * TN
         sD = cuda.shared.array((TK, TM1), DT)
@@ -290,14 +280,8 @@ def _make(dtype_name, tiles):
                 acc[a, b] = zero
         for j0 in range(0, fo, TK):
             jn = min(TK, fo - j0)
-            for i in range(tid, TK * TM, NT):
-                jj = i // TM
-                kk = i - jj * TM
-                sW[jj, kk] = p[w0 + (j0 + jj) * fi + k0 + kk] if (jj < jn and k0 + kk < fi) else zero
-            for i in range(tid, TK * TN, NT):
-                jj = i // TN
-                ss = i - jj * TN
-                sD[jj, ss] = scr[dj + (j0 + jj) * Bm + s0 + ss] if (jj < jn and s0 + ss < Bt) else zero
+            load_slab(sW, TM, p, w0, fi, j0, jn, k0, fi, zero)
+            load_slab(sD, TN, scr, dj, Bm, j0, jn, s0, Bt, zero)
             cuda.syncthreads()
             multiply_add(acc, xb, sW, sD, jn, tx, ty)
             cuda.syncthreads()

@@ -371,6 +371,37 @@ def test_tiled_path_does_not_depend_on_tiles_or_groups():
 
 
 @needs_cuda
+@pytest.mark.parametrize("seed", range(5))
+def test_paths_agree_on_random_networks(seed):
+    """Random shapes (0-3 hidden layers of 1-5 units), options, batch sizes, chunks and odd tiles: the chunk and
+    tiled paths give the block path's bits."""
+    from fastmlp.engine import cuda_backend
+    r = np.random.default_rng(seed)
+    out = ["sigmoid", "softmax", "identity"][r.integers(3)]
+    K = int(r.integers(2, 4)) if out == "softmax" else int(r.integers(1, 3))
+    hidden = tuple(int(x) for x in r.integers(1, 6, r.integers(0, 4)))
+    act = ["tanh", "sigmoid", "relu", "leaky_relu", "linear"][r.integers(5)]
+    net = Network(n_inputs=int(r.integers(1, 5)), hidden=hidden, n_outputs=K, activation=act, output=out,
+                  leaky_slope=0.1)
+    dtype = ["float32", "float64"][r.integers(2)]
+    S = int(r.integers(3, 16))
+    X, y = make_data(net, S, seed)
+    prob = Problem(sizes=net.sizes, activation=act, output=out, optimizer=["sgd", "momentum", "nesterov",
+                   "adam"][r.integers(4)], params=init_batch(net, Init("xavier_normal"), [1, 2], dtype),
+                   X=X.astype(dtype), T=as_targets(net, y, S, np.dtype(dtype)), lr=np.array([0.1, 0.5]),
+                   momentum=np.full(2, 0.8), weight_decay=np.array([0.0, 0.05]),
+                   dropout=np.array([0.0, 0.3]) if hidden else np.zeros(2), seeds=np.array([3, 9], np.uint64),
+                   steps=int(r.integers(1, 4)), batch_size=int(r.integers(0, S + 1)),
+                   record_every=int(r.integers(1, 3)), track_grad_norms=bool(r.integers(2)))
+    chunk = int(r.integers(1, 6))
+    base = cuda_backend.train(prob, chunk=chunk, path="block")
+    for kw in (dict(path="chunk"), dict(path="tiled", tiles=(3, 4, 2, 1, 2))):
+        got = cuda_backend.train(prob, chunk=chunk, **kw)
+        for name, a, b in zip(("params", "curves", "diverged", "grad_norms"), base, got):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, {kw}, sizes {net.sizes}")
+
+
+@needs_cuda
 def test_bench_rows_name_the_path_that_ran():
     from fastmlp.benchmark import run_benchmark
     rows = run_benchmark("w1", "float32", [], n_networks=1, steps=1, reference_networks=1, backend="cuda",

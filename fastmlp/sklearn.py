@@ -40,7 +40,7 @@ import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
     from sklearn.model_selection._search import BaseSearchCV
@@ -319,20 +319,26 @@ class _BaseMLP(BaseEstimator):
         else:
             best = 0
         self.best_init_index_ = best
-        self.network_ = plan.network
-        self.params_ = res.params[best].copy()
-        self.initial_params_ = res.initial_params[best].copy()
-        self.loss_curve_ = [float(v) for v in curves[best]]
-        self.loss_ = self.loss_curve_[-1]
-        self.n_iter_ = plan.max_iter
-        self.t_ = plan.max_iter * tr.size  # samples seen, as scikit-learn counts
-        self.n_layers_ = len(plan.network.sizes)
-        self.n_outputs_ = n_out
-        self.out_activation_ = _SKLEARN_OUT[output]
-        self.diverged_step_ = int(res.diverged_step[best])
+        self._set_fitted(plan, res.params[best], res.initial_params[best], curves[best],
+                         int(res.diverged_step[best]), n_out, tr.size)
         if self.diverged_step_ >= 0:
             warnings.warn(f"training diverged at step {self.diverged_step_}; the parameters before that step are "
                           f"kept (lower learning_rate_init or init_scale)", ConvergenceWarning)
+        return self
+
+    def _set_fitted(self, plan, params, initial, curve, diverged, n_out, n_train):
+        """The fitted state, from one trained network (``fit`` and ``GridSearchMLP`` share it)."""
+        self.network_ = plan.network
+        self.params_ = np.array(params, copy=True)
+        self.initial_params_ = np.array(initial, copy=True)
+        self.loss_curve_ = [float(v) for v in curve]
+        self.loss_ = self.loss_curve_[-1]
+        self.n_iter_ = plan.max_iter
+        self.t_ = plan.max_iter * n_train  # samples seen, as scikit-learn counts
+        self.n_layers_ = len(plan.network.sizes)
+        self.n_outputs_ = n_out
+        self.out_activation_ = _SKLEARN_OUT[plan.network.output]
+        self.diverged_step_ = int(diverged)
         return self
 
     @property
@@ -544,3 +550,221 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted values: ``(n_samples,)`` for a 1-D training target, else ``(n_samples, n_targets)``."""
         z = self._logits(X)
         return z[:, 0] if self._y_1d else z
+
+
+def _split_pipeline(estimator):
+    """``(preprocessing steps or None, the MLP, the MLP's parameter prefix)``."""
+    if isinstance(estimator, _BaseMLP):
+        return None, estimator, ""
+    if isinstance(estimator, Pipeline) and isinstance(estimator.steps[-1][1], _BaseMLP):
+        name = estimator.steps[-1][0]
+        return estimator[:-1], estimator.steps[-1][1], name + "__"
+    raise TypeError(f"GridSearchMLP searches a fastmlp.sklearn MLPClassifier or MLPRegressor, or a Pipeline "
+                    f"ending in one; got {type(estimator).__name__} (use sklearn's GridSearchCV for others)")
+
+
+class GridSearchMLP(BaseSearchCV):
+    """Exhaustive search over an MLP's parameters, every candidate of one network shape trained in one engine call
+    per fold: the interface of scikit-learn's ``GridSearchCV``.
+
+    Candidates that share what an engine call shares (layer sizes, activation, solver, batch size, ``max_iter``,
+    Adam's ``beta_2``/``epsilon``, dtype, backend) are trained together; ``random_state``, ``init``,
+    ``init_scale``, ``learning_rate_init``, ``alpha``, ``momentum``/``beta_1`` and ``dropout`` vary per network
+    inside a call. A call trains on one dataset, so each fold (and each distinct preprocessing of a ``Pipeline``)
+    is its own call: the number of calls is ``n_splits x shapes``, not ``n_splits x candidates``.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor or Pipeline ending in one
+        Preprocessing steps of a Pipeline are fitted on each fold's training part (once per distinct setting of
+        theirs in the grid), as ``GridSearchCV`` would.
+    param_grid : dict or list of dicts
+        As ``GridSearchCV``'s (``"mlpclassifier__alpha"`` for a Pipeline).
+    scoring : str, callable or None, default=None
+        One metric (the estimator's ``score`` for None). Several metrics are not supported (ValueError).
+    refit : bool or callable, default=True
+        Refit the best candidate on all of ``X`` (a callable picks ``best_index_`` from ``cv_results_``).
+    cv : int, cross-validation generator or iterable, default=5
+        As ``GridSearchCV``'s (stratified folds for a classifier).
+    verbose : int, default=0
+        ``>0`` prints one line per engine call.
+    error_score : "raise" or float, default=np.nan
+        Score of a candidate whose fit fails (e.g. an unsupported value).
+    return_train_score : bool, default=False
+
+    Attributes
+    ----------
+    cv_results_ : dict of arrays
+        The keys of ``GridSearchCV``'s: ``mean_fit_time``, ``std_fit_time``, ``mean_score_time``,
+        ``std_score_time``, ``param_<name>``, ``params``, ``split<k>_test_score``, ``mean_test_score``,
+        ``std_test_score``, ``rank_test_score`` (and the train scores when asked). A candidate's fit time is its
+        share of its engine call (the call's time over the networks in it).
+    best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, refit_time_, multimetric_
+        As ``GridSearchCV``'s.
+    engine_calls_ : list of dict
+        One entry per engine call: ``fold``, ``n_networks``, ``sizes``, ``optimizer``, ``seconds``.
+
+    Notes
+    -----
+    Candidates with ``n_init > 1`` (or a list of ``init``/``init_scale``) are fitted one by one, as
+    ``GridSearchCV`` would; put ``random_state`` or ``init_scale`` in the grid instead to have them batched.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from fastmlp.sklearn import GridSearchMLP, MLPClassifier
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> pipe = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=50, random_state=0))
+    >>> search = GridSearchMLP(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2],
+    ...                               "mlpclassifier__random_state": [0, 1, 2]}, cv=5).fit(X, y)
+    >>> search.best_params_  # doctest: +SKIP
+    """
+    # GridSearchCV's parallelism parameters mean nothing here: the engine parallelises over networks
+    n_jobs = None
+    pre_dispatch = None
+
+    def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5, verbose=0, error_score=np.nan,
+                 return_train_score=False):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scoring = scoring
+        self.refit = refit
+        self.cv = cv
+        self.verbose = verbose
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+
+    def _fold_candidates(self, est, idx, cand_params, Xtr, ytr, Xte, yte, fold, prefix, out):
+        """Train the candidates ``idx`` (MLP parameters ``cand_params``) on one fold's (preprocessed) data."""
+        groups = {}
+        for i in idx:
+            mlp = clone(est).set_params(**cand_params[i])
+            try:
+                y_enc, n_out, output = mlp._encode_y(ytr)
+                plan = _Plan(mlp, Xtr.shape[1], n_out, output, Xtr.shape[0])
+            except ValueError as exc:
+                if self.error_score == "raise":
+                    raise
+                warnings.warn(f"candidate {i} failed on fold {fold}: {exc}", FitFailedWarning)
+                out[i][fold] = dict(fit_time=0.0, score_time=0.0, test_scores=self.error_score,
+                                    train_scores=self.error_score)
+                continue
+            if len(plan.starts()) > 1:  # n_init > 1: its own held-out split, so a fit of its own
+                t0 = time.perf_counter()
+                mlp.fit(Xtr, ytr)
+                self._score(mlp, None, Xte, yte, Xtr, ytr, time.perf_counter() - t0, out[i], fold)
+                continue
+            groups.setdefault(plan.key, []).append((i, mlp, plan, y_enc, n_out))
+        for members in groups.values():
+            t0 = time.perf_counter()
+            res, slices = _train([(plan, plan.starts()) for _, _, plan, _, _ in members], Xtr, members[0][3])
+            seconds = time.perf_counter() - t0
+            plan0 = members[0][2]
+            self.engine_calls_.append(dict(fold=fold, n_networks=len(members), sizes=plan0.network.sizes,
+                                           optimizer=plan0.training.optimizer, seconds=seconds))
+            if self.verbose > 0:
+                print(f"[GridSearchMLP] fold {fold}: {len(members)} networks of sizes {plan0.network.sizes} "
+                      f"({plan0.training.optimizer}) in one call, {seconds:.2f} s")
+            curves = plan0.epoch_curve(res.curves)
+            for (i, mlp, plan, _, n_out), sl in zip(members, slices):
+                k = sl.start
+                mlp.n_features_in_ = Xtr.shape[1]
+                mlp._set_fitted(plan, res.params[k], res.initial_params[k], curves[k], res.diverged_step[k],
+                                n_out, Xtr.shape[0])
+                self._score(mlp, None, Xte, yte, Xtr, ytr, seconds / len(members), out[i], fold)
+
+    def _score(self, mlp, _, Xte, yte, Xtr, ytr, fit_time, out_i, fold):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            test = self._safe_score(mlp, Xte, yte)
+            train = self._safe_score(mlp, Xtr, ytr) if self.return_train_score else None
+        out_i[fold] = dict(fit_time=fit_time, score_time=time.perf_counter() - t0, test_scores=test,
+                           train_scores=train)
+
+    def _safe_score(self, mlp, X, y):
+        try:
+            return float(self.scorer_(mlp, X, y))
+        except Exception:
+            if self.error_score == "raise":
+                raise
+            return self.error_score
+
+    def fit(self, X, y=None, groups=None):
+        """Run fit with all sets of parameters, one engine call per network shape and fold.
+
+        Parameters
+        ----------
+        X : array_like, (n_samples, n_features)
+        y : array_like, (n_samples,) or (n_samples, n_targets)
+        groups : array_like, optional
+            Group labels for a group-aware ``cv``.
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.utils import _safe_indexing
+        pre, est, prefix = _split_pipeline(self.estimator)
+        if isinstance(self.scoring, (list, tuple, set, dict)):
+            raise ValueError("GridSearchMLP takes one metric (a string, a callable or None); got "
+                             f"{type(self.scoring).__name__}")
+        self.scorer_ = check_scoring(self.estimator, scoring=self.scoring)
+        self.multimetric_ = False
+        candidates = list(ParameterGrid(self.param_grid))
+        if not candidates:
+            raise ValueError("param_grid has no candidates")
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        splits = list(cv.split(X, y, groups))
+        self.n_splits_ = len(splits)
+        self.engine_calls_ = []
+        X_fit = X
+        if pre is None:  # validate once; folds are then plain row selections of an array
+            from sklearn.utils import check_array
+            X = check_array(X, dtype=(np.float64, np.float32))
+        y_arr = np.asarray(y)
+        out = [[None] * len(splits) for _ in candidates]
+        # candidates grouped by their preprocessing settings (a Pipeline's non-final parameters)
+        by_pre = {}
+        for i, c in enumerate(candidates):
+            bad = [k for k in c if pre is None and "__" in k]
+            if bad:
+                raise ValueError(f"unknown parameter {bad[0]!r} for {type(est).__name__}")
+            pre_params = {k: v for k, v in c.items() if not k.startswith(prefix)} if prefix else {}
+            mlp_params = {k[len(prefix):]: v for k, v in c.items() if k.startswith(prefix)} if prefix else dict(c)
+            by_pre.setdefault(repr(sorted(pre_params.items())), (pre_params, []))[1].append((i, mlp_params))
+        cand_mlp = [None] * len(candidates)
+        for _, members in by_pre.values():
+            for i, mp in members:
+                cand_mlp[i] = mp
+        for fold, (tr, te) in enumerate(splits):
+            Xtr, Xte = _safe_indexing(X, tr), _safe_indexing(X, te)
+            ytr, yte = y_arr[tr], y_arr[te]
+            for pre_params, members in by_pre.values():
+                if pre is not None:
+                    steps = clone(pre).set_params(**pre_params)
+                    Xtr_p = np.asarray(steps.fit_transform(Xtr, ytr))
+                    Xte_p = np.asarray(steps.transform(Xte))
+                else:
+                    Xtr_p, Xte_p = Xtr, Xte
+                self._fold_candidates(est, [i for i, _ in members], cand_mlp, Xtr_p, ytr, Xte_p, yte, fold,
+                                      prefix, out)
+        flat = [out[i][f] for i in range(len(candidates)) for f in range(len(splits))]
+        results = self._format_results(candidates, len(splits), flat)
+        self.cv_results_ = results
+        if callable(self.refit):
+            self.best_index_ = int(self.refit(results))
+        else:
+            self.best_index_ = int(results["rank_test_score"].argmin())
+            self.best_score_ = float(results["mean_test_score"][self.best_index_])
+        self.best_params_ = results["params"][self.best_index_]
+        if self.refit:
+            t0 = time.perf_counter()
+            self.best_estimator_ = clone(self.estimator).set_params(**clone(self.best_params_, safe=False))
+            self.best_estimator_.fit(X_fit, y)
+            self.refit_time_ = time.perf_counter() - t0
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        return self

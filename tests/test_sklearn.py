@@ -9,14 +9,14 @@ pytest.importorskip("sklearn", reason="fastmlp.sklearn needs the optional extra 
 
 from sklearn import neural_network
 from sklearn.datasets import load_breast_cancer, make_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastmlp
-from fastmlp.sklearn import MLPClassifier, MLPRegressor
+from fastmlp.sklearn import GridSearchMLP, MLPClassifier, MLPRegressor
 
 # Small nets and few epochs keep the checks fast; the checks' accuracy and R^2 thresholds still hold.
 CHECKED = [
@@ -158,3 +158,45 @@ def test_in_pipeline_cross_val_score_and_gridsearchcv():
                       cv=3).fit(X, y)
     assert set(gs.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__init_scale"}
     assert gs.best_score_ > 0.9
+
+
+def test_gridsearchmlp_equals_gridsearchcv_on_the_same_estimator():
+    """One engine call per shape and fold gives the very scores GridSearchCV gets fitting candidates one by one."""
+    X, y = load_breast_cancer(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((8,), max_iter=15, learning_rate_init=0.01,
+                                                         random_state=0))
+    grid = {"mlpclassifier__alpha": [1e-4, 0.1], "mlpclassifier__random_state": [0, 1],
+            "mlpclassifier__init_scale": [0.5, 2.0], "mlpclassifier__solver": ["sgd", "adam"]}
+    ours = GridSearchMLP(pipe, grid, cv=3, scoring="neg_log_loss", return_train_score=True).fit(X, y)
+    ref = GridSearchCV(pipe, grid, cv=3, scoring="neg_log_loss", return_train_score=True).fit(X, y)
+    assert set(ours.cv_results_) == set(ref.cv_results_)
+    for key in ref.cv_results_:
+        if key.endswith(("test_score", "train_score")):
+            np.testing.assert_allclose(ours.cv_results_[key], ref.cv_results_[key], rtol=1e-12)
+    assert ours.cv_results_["params"] == ref.cv_results_["params"]
+    assert ours.best_params_ == ref.best_params_ and ours.best_score_ == pytest.approx(ref.best_score_)
+    # 2 solvers x 3 folds: 6 calls of 8 networks, not 48 fits
+    assert [c["n_networks"] for c in ours.engine_calls_] == [8] * 6
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-12)
+    assert ours.score(X, y) == pytest.approx(ref.score(X, y))
+
+
+def test_gridsearchmlp_regressor_refit_options_and_errors():
+    X, y = make_regression(120, 5, noise=1.0, random_state=0)
+    y = y / y.std()
+    reg = MLPRegressor((6,), activation="tanh", solver="sgd", max_iter=10, learning_rate_init=0.01, random_state=0)
+    grid = [{"learning_rate_init": [0.001, 0.01], "hidden_layer_sizes": [(6,), (3, 3)]}, {"alpha": [0.0, 1.0]}]
+    ours = GridSearchMLP(reg, grid, cv=4, refit=False).fit(X, y)
+    ref = GridSearchCV(reg, grid, cv=4, refit=False).fit(X, y)
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"], rtol=1e-12)
+    assert not hasattr(ours, "best_estimator_")
+    pick_last = GridSearchMLP(reg, grid, cv=4, refit=lambda r: len(r["params"]) - 1).fit(X, y)
+    assert pick_last.best_params_ == {"alpha": 1.0}
+    assert pick_last.best_estimator_.alpha == 1.0
+    with pytest.warns(FitFailedWarning):
+        bad = GridSearchMLP(reg, {"solver": ["sgd", "lbfgs"]}, cv=2).fit(X, y)
+    assert np.isnan(bad.cv_results_["mean_test_score"][1]) and bad.best_params_ == {"solver": "sgd"}
+    with pytest.raises(ValueError, match="lbfgs"):
+        GridSearchMLP(reg, {"solver": ["lbfgs"]}, cv=2, error_score="raise").fit(X, y)
+    with pytest.raises(TypeError, match="GridSearchCV for others"):
+        GridSearchMLP(StandardScaler(), {}, cv=2).fit(X, y)

@@ -157,7 +157,8 @@ class _Plan:
         self.dtype = np.dtype(p["dtype"])
         self.backend = p["backend"]
         self.validation_fraction = float(vf)
-        self.training = Training(optimizer=optimizer, lr=self.lr, momentum=mu, steps=self.max_iter * self.per_epoch,
+        # lr and momentum travel per network (train_batch's arrays), so that they do not split engine calls
+        self.training = Training(optimizer=optimizer, steps=self.max_iter * self.per_epoch,
                                  batch_size=None if bs >= n_train else bs, record_every=1,
                                  beta2=float(p["beta_2"]), eps=float(p["epsilon"]))
 
@@ -470,6 +471,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         pred = (z[..., 0] > 0).astype(int) if z.shape[-1] == 1 else np.argmax(z, axis=-1)
         return np.mean(pred == y_enc[None, :], axis=1)
 
+    def _batch_score(self, network, params, X, y):
+        """Accuracy of each of N networks (what ``score`` gives), labels as given."""
+        z = _predict(network, params, np.asarray(X, dtype=params.dtype), output="logits")
+        idx = (z[..., 0] > 0).astype(int) if z.shape[-1] == 1 else np.argmax(z, axis=-1)
+        return np.mean(self.classes_[idx] == np.asarray(y)[None, :], axis=1)
+
     def decision_function(self, X):
         """Logits: ``(n_samples,)`` for two classes (positive favours ``classes_[1]``), else
         ``(n_samples, n_classes)``."""
@@ -540,6 +547,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum()
         with np.errstate(all="ignore"):
             return 1 - ss_res / ss_tot
+
+    def _batch_score(self, network, params, X, y):
+        """R^2 of each of N networks (what ``score`` gives: uniform average over targets)."""
+        from sklearn.metrics import r2_score
+        z = _predict(network, params, np.asarray(X, dtype=params.dtype), output="logits").astype(np.float64)
+        Y = np.asarray(y, dtype=np.float64).reshape(z.shape[1], -1)
+        out = np.full(z.shape[0], np.nan)
+        for k in range(z.shape[0]):
+            if np.all(np.isfinite(z[k])):
+                out[k] = r2_score(Y, z[k])
+        return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -639,10 +657,14 @@ class GridSearchMLP(BaseSearchCV):
     def _fold_candidates(self, est, idx, cand_params, Xtr, ytr, Xte, yte, fold, prefix, out):
         """Train the candidates ``idx`` (MLP parameters ``cand_params``) on one fold's (preprocessed) data."""
         groups = {}
+        # the targets are encoded once per fold; every candidate gets the encoder's fitted state
+        proto = clone(est)
+        y_enc, n_out, output = proto._encode_y(ytr)
+        fitted_y = {k: v for k, v in vars(proto).items() if k in ("classes_", "_y_1d")}
         for i in idx:
             mlp = clone(est).set_params(**cand_params[i])
+            mlp.__dict__.update(fitted_y)
             try:
-                y_enc, n_out, output = mlp._encode_y(ytr)
                 plan = _Plan(mlp, Xtr.shape[1], n_out, output, Xtr.shape[0])
             except ValueError as exc:
                 if self.error_score == "raise":
@@ -668,6 +690,17 @@ class GridSearchMLP(BaseSearchCV):
                 print(f"[GridSearchMLP] fold {fold}: {len(members)} networks of sizes {plan0.network.sizes} "
                       f"({plan0.training.optimizer}) in one call, {seconds:.2f} s")
             curves = plan0.epoch_curve(res.curves)
+            if self.scoring is None:  # the estimator's own score, for all networks of the call at once
+                t0 = time.perf_counter()
+                scorer = members[0][1]
+                test = scorer._batch_score(plan0.network, res.params, Xte, yte)
+                train = scorer._batch_score(plan0.network, res.params, Xtr, ytr) if self.return_train_score \
+                    else [None] * len(members)
+                per = (time.perf_counter() - t0) / len(members)
+                for (i, *_), sl in zip(members, slices):
+                    out[i][fold] = dict(fit_time=seconds / len(members), score_time=per,
+                                        test_scores=float(test[sl.start]), train_scores=train[sl.start])
+                continue
             for (i, mlp, plan, _, n_out), sl in zip(members, slices):
                 k = sl.start
                 mlp.n_features_in_ = Xtr.shape[1]

@@ -240,6 +240,9 @@ Examples:
               help="Compute the symmetry and health diagnostics of every network.  [default: on]")
 @click.option("-o", "--out", type=click.Path(dir_okay=False),
               help=f"Results database (SQLite).  [default: {DEFAULT_PATH}]")
+@click.option("--save-params", is_flag=True, default=None,
+              help="Keep every run's initial and final parameters in the database (fastmlp.load_run, "
+                   "export --params).")
 @click.option("--dry-run", is_flag=True, help="Print the grid size and the estimated work, then stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (errors still shown).")
 @click.option("--json", "json_output", is_flag=True, help="Print a machine-readable JSON summary instead.")
@@ -433,7 +436,9 @@ def show(results, by, metric, filters, json_output):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: standard output).")
 @click.option("--curves", is_flag=True, help="Include each loss curve.")
 @click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE", help="Only matching runs; repeatable.")
-def export(results, fmt, output, curves, filters):
+@click.option("--params", "params", is_flag=True,
+              help="Write the runs' initial and final parameters (grid --save-params) to an .npz file (-o).")
+def export(results, fmt, output, curves, filters, params):
     """Export every run of a results database as CSV, JSON or Parquet.
 
     \b
@@ -443,6 +448,15 @@ def export(results, fmt, output, curves, filters):
       fastmlp export results.db -o results.parquet        (needs pyarrow)
     """
     from .store import export as do_export
+    if params:
+        from .params_store import export_params
+        if output is None or fmt is not None:
+            raise click.UsageError("--params writes an .npz file: give -o FILE.npz (and no --format)")
+        with _open(results) as store:
+            with _usage_errors():
+                n = export_params(store, output, filters=_parse_filters(filters))
+        click.echo(f"Wrote the parameters of {n} runs to {output}", err=True)
+        return
     if fmt is None:
         suffix = Path(output).suffix.lower().lstrip(".") if output else ""
         fmt = suffix if suffix in EXPORT_FORMATS else "csv"

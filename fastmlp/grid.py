@@ -364,6 +364,7 @@ class GridSpec:
     max_memory: int | None = None
     diagnostics: bool = True
     out: str | None = None
+    save_params: bool = False             # keep each run's initial and final parameters (params_store)
 
     @classmethod
     def from_settings(cls, settings):
@@ -494,6 +495,8 @@ class GridSpec:
             spec.diagnostics = bool(s["diagnostics"])
         if s.get("out") is not None:
             spec.out = str(s["out"])
+        if s.get("save_params") is not None:
+            spec.save_params = bool(s["save_params"])
         return spec
 
     def axes(self):

@@ -31,6 +31,7 @@ from .evaluate import loss_and_accuracy
 from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
 from .init import init_batch
 from .layout import Layout
+from .params_store import ROW_KEY as PARAMS_ROW_KEY
 from .spec import Init, Network, Training
 from .store import encode_curve
 from .train import as_targets, train_batch
@@ -498,6 +499,8 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
                    curve=encode_curve(curve))
         if val is not None:
             row.update(val_loss=vloss[i], val_accuracy=vacc[i])
+        if getattr(plan.spec, "save_params", False):
+            row[PARAMS_ROW_KEY] = (network.sizes, res.initial_params[i], res.params[i])
         if plan.spec.diagnostics:
             try:
                 with np.errstate(all="ignore"):

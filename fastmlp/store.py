@@ -377,6 +377,8 @@ class Store:
             before = self.conn.total_changes
             self.conn.executemany(sql, [{c: _sql_value(r.get(c)) for c in cols} for r in rows])
             written = self.conn.total_changes - before
+            from .params_store import write_params
+            write_params(self.conn, rows)      # --save-params: in the same transaction as the rows
             self.conn.executemany("DELETE FROM claims WHERE owner = ? AND run_key = ?",
                                   [(self.owner, r["run_key"]) for r in rows])
         return written

@@ -262,6 +262,31 @@ class _BaseMLP(BaseEstimator):
         self.backend = backend
         self.n_init = n_init
 
+    @classmethod
+    def from_sklearn(cls, estimator):
+        """The fastmlp estimator with the parameters of a scikit-learn ``MLPClassifier``/``MLPRegressor``.
+
+        Parameters this estimator shares are copied. Those that only shape scikit-learn's early stop or output
+        (``tol``, ``n_iter_no_change``, ``verbose``, ``warm_start``, ``max_fun``, ``power_t``) are dropped: all
+        ``max_iter`` epochs run. Values fastmlp cannot honour raise a ``ValueError`` naming them.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor (unfitted parameters are read)
+
+        Returns
+        -------
+        MLPClassifier or MLPRegressor (unfitted)
+        """
+        p = estimator.get_params(deep=False)
+        if p.get("solver") == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported; choose solver='sgd' or 'adam'")
+        for name, ok in (("early_stopping", False), ("learning_rate", "constant"), ("shuffle", True)):
+            if name in p and p[name] != ok:
+                raise ValueError(f"{name}={p[name]!r} is not supported (fastmlp: {name}={ok!r})")
+        mine = cls._get_param_names()
+        return cls(**{k: v for k, v in p.items() if k in mine})
+
     # --- subclasses: targets ------------------------------------------------------------------------------
     def _encode_y(self, y):  # -> (engine targets, n_outputs, output)
         raise NotImplementedError
@@ -577,8 +602,14 @@ def _split_pipeline(estimator):
     if isinstance(estimator, Pipeline) and isinstance(estimator.steps[-1][1], _BaseMLP):
         name = estimator.steps[-1][0]
         return estimator[:-1], estimator.steps[-1][1], name + "__"
+    last = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    hint = ""
+    if type(last).__module__.startswith("sklearn.neural_network"):
+        hint = (f": scikit-learn's own {type(last).__name__} trains one network per fit; use "
+                f"fastmlp.sklearn.{type(last).__name__} (same parameter names) or "
+                f"fastmlp.sklearn.{type(last).__name__}.from_sklearn(estimator)")
     raise TypeError(f"GridSearchMLP searches a fastmlp.sklearn MLPClassifier or MLPRegressor, or a Pipeline "
-                    f"ending in one; got {type(estimator).__name__} (use sklearn's GridSearchCV for others)")
+                    f"ending in one; got {type(last).__name__}{hint or ' (use GridSearchCV for other estimators)'}")
 
 
 class GridSearchMLP(BaseSearchCV):
@@ -600,6 +631,9 @@ class GridSearchMLP(BaseSearchCV):
         As ``GridSearchCV``'s (``"mlpclassifier__alpha"`` for a Pipeline).
     scoring : str, callable or None, default=None
         One metric (the estimator's ``score`` for None). Several metrics are not supported (ValueError).
+    n_jobs, pre_dispatch : ignored
+        Accepted so that ``GridSearchCV(...)`` can be renamed ``GridSearchMLP(...)`` as it is: the engine runs
+        the networks of a call on all numba threads (``NUMBA_NUM_THREADS``).
     refit : bool or callable, default=True
         Refit the best candidate on all of ``X`` (a callable picks ``best_index_`` from ``cv_results_``).
     cv : int, cross-validation generator or iterable, default=5
@@ -639,13 +673,11 @@ class GridSearchMLP(BaseSearchCV):
     ...                               "mlpclassifier__random_state": [0, 1, 2]}, cv=5).fit(X, y)
     >>> search.best_params_  # doctest: +SKIP
     """
-    # GridSearchCV's parallelism parameters mean nothing here: the engine parallelises over networks
-    n_jobs = None
-    pre_dispatch = None
-
-    def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5, verbose=0, error_score=np.nan,
-                 return_train_score=False):
+    def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True, cv=5, verbose=0,
+                 pre_dispatch=None, error_score=np.nan, return_train_score=False):
         self.estimator = estimator
+        self.n_jobs = n_jobs
+        self.pre_dispatch = pre_dispatch
         self.param_grid = param_grid
         self.scoring = scoring
         self.refit = refit

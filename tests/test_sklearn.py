@@ -200,3 +200,15 @@ def test_gridsearchmlp_regressor_refit_options_and_errors():
         GridSearchMLP(reg, {"solver": ["lbfgs"]}, cv=2, error_score="raise").fit(X, y)
     with pytest.raises(TypeError, match="GridSearchCV for others"):
         GridSearchMLP(StandardScaler(), {}, cv=2).fit(X, y)
+
+
+def test_from_sklearn_and_a_clear_error_for_sklearns_own_mlp():
+    sk = neural_network.MLPClassifier((7,), activation="tanh", solver="sgd", alpha=0.3, max_iter=9, tol=1e-2,
+                                      random_state=4)
+    ours = MLPClassifier.from_sklearn(sk)
+    assert (ours.hidden_layer_sizes, ours.activation, ours.solver, ours.alpha, ours.max_iter, ours.random_state) \
+        == ((7,), "tanh", "sgd", 0.3, 9, 4)
+    with pytest.raises(ValueError, match="early_stopping=True"):
+        MLPRegressor.from_sklearn(neural_network.MLPRegressor(early_stopping=True))
+    with pytest.raises(TypeError, match=r"fastmlp.sklearn.MLPClassifier.from_sklearn"):
+        GridSearchMLP(make_pipeline(StandardScaler(), sk), {}, n_jobs=-1).fit(np.zeros((4, 2)), [0, 1, 0, 1])

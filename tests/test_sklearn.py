@@ -198,7 +198,7 @@ def test_gridsearchmlp_regressor_refit_options_and_errors():
     assert np.isnan(bad.cv_results_["mean_test_score"][1]) and bad.best_params_ == {"solver": "sgd"}
     with pytest.raises(ValueError, match="lbfgs"):
         GridSearchMLP(reg, {"solver": ["lbfgs"]}, cv=2, error_score="raise").fit(X, y)
-    with pytest.raises(TypeError, match="GridSearchCV for others"):
+    with pytest.raises(TypeError, match="use GridSearchCV for other estimators"):
         GridSearchMLP(StandardScaler(), {}, cv=2).fit(X, y)
 
 

@@ -212,3 +212,18 @@ def test_from_sklearn_and_a_clear_error_for_sklearns_own_mlp():
         MLPRegressor.from_sklearn(neural_network.MLPRegressor(early_stopping=True))
     with pytest.raises(TypeError, match=r"fastmlp.sklearn.MLPClassifier.from_sklearn"):
         GridSearchMLP(make_pipeline(StandardScaler(), sk), {}, n_jobs=-1).fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_the_array_api_check_that_scikit_learn_skips_here():
+    """scikit-learn skips ``check_array_api_input`` unless SCIPY_ARRAY_API=1 is set before scipy is imported,
+    which a test cannot do inside this process; run those checks in a process of their own with it set."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = dict(os.environ, SCIPY_ARRAY_API="1")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", __file__,
+                          "-k", "estimator_checks and array_api"], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parents[1], timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "2 passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-3000:]

@@ -722,7 +722,7 @@ class GridSearchMLP(BaseSearchCV):
                 print(f"[GridSearchMLP] fold {fold}: {len(members)} networks of sizes {plan0.network.sizes} "
                       f"({plan0.training.optimizer}) in one call, {seconds:.2f} s")
             curves = plan0.epoch_curve(res.curves)
-            if self.scoring is None:  # the estimator's own score, for all networks of the call at once
+            if self._batch_scoring:  # the estimator's own score, for all networks of the call at once
                 t0 = time.perf_counter()
                 scorer = members[0][1]
                 test = scorer._batch_score(plan0.network, res.params, Xte, yte)
@@ -778,6 +778,8 @@ class GridSearchMLP(BaseSearchCV):
                              f"{type(self.scoring).__name__}")
         self.scorer_ = check_scoring(self.estimator, scoring=self.scoring)
         self.multimetric_ = False
+        # the estimator's own score (accuracy, R^2) is computed for all networks of a call in one pass
+        self._batch_scoring = self.scoring is None or self.scoring == ("accuracy" if is_classifier(est) else "r2")
         candidates = list(ParameterGrid(self.param_grid))
         if not candidates:
             raise ValueError("param_grid has no candidates")

@@ -179,6 +179,11 @@ def test_gridsearchmlp_equals_gridsearchcv_on_the_same_estimator():
     assert [c["n_networks"] for c in ours.engine_calls_] == [8] * 6
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-12)
     assert ours.score(X, y) == pytest.approx(ref.score(X, y))
+    # accuracy for all networks of a call at once equals the scorer called per candidate
+    from sklearn.metrics import accuracy_score, make_scorer
+    fast = GridSearchMLP(pipe, grid, cv=3, scoring="accuracy", refit=False).fit(X, y)
+    slow = GridSearchMLP(pipe, grid, cv=3, scoring=make_scorer(accuracy_score), refit=False).fit(X, y)
+    np.testing.assert_array_equal(fast.cv_results_["mean_test_score"], slow.cv_results_["mean_test_score"])
 
 
 def test_gridsearchmlp_regressor_refit_options_and_errors():

@@ -12,6 +12,7 @@ import fastmlp
 from fastmlp.cli_grid import export, grid
 from fastmlp.engine.reference import forward
 from fastmlp.evaluate import loss_and_accuracy
+from fastmlp.store import Store
 from fastmlp.train import as_targets
 
 NETS = [
@@ -145,7 +146,7 @@ def _invoke(command, args):
 def test_grid_best_run_loads_exports_and_predicts_the_same(tmp_path):
     db = tmp_path / "with.db"
     _invoke(grid, GRID + ["--save-params", "--out", db])
-    with fastmlp.store.Store.open(db) as st:
+    with Store.open(db) as st:
         rows = st.fetch()
     assert len(rows) == 16
     best = min(rows, key=lambda r: r["final_loss"])
@@ -159,14 +160,6 @@ def test_grid_best_run_loads_exports_and_predicts_the_same(tmp_path):
     loss, acc = loss_and_accuracy(net, params, data.X, T)
     assert loss[0] == pytest.approx(best["final_loss"], rel=1e-6)
     assert acc[0] == pytest.approx(best["train_accuracy"])
-    torch = pytest.importorskip("torch", reason="the PyTorch half needs the optional extra fastmlp[torch]")
-    model = fastmlp.to_torch(net, params)
-    with torch.no_grad():
-        z = model(torch.from_numpy(data.X.astype(params.dtype))).numpy()
-    assert np.array_equal(z[:, 0] > 0, fastmlp.predict(net, params, data.X)[:, 0] > 0.5)
-    np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(z)).numpy(), fastmlp.predict(net, params, data.X),
-                               rtol=1e-5 if params.dtype == np.float32 else 1e-12)
-
     out = tmp_path / "p.npz"
     _invoke(export, [db, "--params", "-o", out, "--filter", "dtype=float64"])
     with np.load(out) as f:
@@ -177,6 +170,14 @@ def test_grid_best_run_loads_exports_and_predicts_the_same(tmp_path):
         np.testing.assert_array_equal(f[f"{k}/final"], again.params)
         np.testing.assert_array_equal(f[f"{k}/initial"], again.initial_params)
         assert list(f[f"{k}/sizes"]) == list(again.network.sizes)
+
+    torch = pytest.importorskip("torch", reason="the PyTorch half needs the optional extra fastmlp[torch]")
+    model = fastmlp.to_torch(net, params)
+    with torch.no_grad():
+        z = model(torch.from_numpy(data.X.astype(params.dtype))).numpy()
+    assert np.array_equal(z[:, 0] > 0, fastmlp.predict(net, params, data.X)[:, 0] > 0.5)
+    np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(z)).numpy(), fastmlp.predict(net, params, data.X),
+                               rtol=1e-5 if params.dtype == np.float32 else 1e-12)
 
 
 def test_without_the_flag_the_database_has_no_params(tmp_path):

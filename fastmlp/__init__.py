@@ -13,29 +13,13 @@ from .diagnostics import diagnose, distinct_units, effective_rank, max_cosine, s
 from .evaluate import loss_and_accuracy
 from .inference import predict
 from .init import init_batch, init_params
+from .interop import from_torch, to_torch
 from .layout import Layout
+from .params_store import load_run
 from .spec import ACTIVATIONS, OPTIMIZERS, OUTPUTS, SCHEMES, Init, Network, Training
 from .train import BatchResult, train, train_batch
 
 __version__ = "0.9.0"
-
-
-def to_torch(network, params):
-    """A ``torch.nn.Sequential`` of the network up to its logits (needs torch; see ``fastmlp.torch_interop``)."""
-    from .torch_interop import to_torch as _to_torch
-    return _to_torch(network, params)
-
-
-def from_torch(module, output=None):
-    """``(network, params)`` of a ``torch.nn.Sequential`` of Linear layers and activations (needs torch)."""
-    from .torch_interop import from_torch as _from_torch
-    return _from_torch(module, output=output)
-
-
-def load_run(db, run_key):
-    """The network and parameters a grid stored with ``--save-params`` (see ``fastmlp.params_store``)."""
-    from .params_store import load_run as _load_run
-    return _load_run(db, run_key)
 
 __all__ = [
     "ACTIVATIONS", "OPTIMIZERS", "OUTPUTS", "SCHEMES", "BatchResult", "Dataset", "Init", "Layout", "Network",

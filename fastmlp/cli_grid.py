@@ -199,13 +199,19 @@ Examples:
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with the same keys as these options "
               "(underscores or dashes); options given here override it.")
 @click.option("--dataset", metavar="NAME|CSV", help="Built-in dataset (xor, moons, circles, spirals, blobs, teacher, digits_like), "
+              "mnist or fashion_mnist (--data-file/--data-dir), scikit-learn's digits, breast_cancer, iris, wine, "
               "titanic or csv with --data-file, or a path to a .csv file.  [default: spirals]")
-@click.option("--data-file", type=click.Path(dir_okay=False), help="CSV file for --dataset csv or titanic.")
+@click.option("--data-file", type=click.Path(dir_okay=False),
+              help="CSV file for --dataset csv or titanic; Keras .npz for mnist or fashion_mnist.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Directory of the IDX files (or .npz) of mnist or fashion_mnist.")
 @click.option("--target", metavar="COLUMN", help="Target column of a CSV dataset.")
-@click.option("--n-samples", metavar="N", help="Samples of a generated dataset (default: the generator's).")
+@click.option("--n-samples", metavar="N", help="Samples of a generated dataset (default: the generator's), or a "
+              "seeded random subset of a real one (default: all).")
 @click.option("--data-seed", metavar="N", help="Seed of a generated dataset.  [default: 0]")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE",
-              help="Further argument of a dataset generator, e.g. noise=0.2 or arms=3 (repeatable).")
+              help="Further argument of a dataset, e.g. noise=0.2, arms=3, pixels=centered (mnist: "
+              "unit|centered|standard), part=test, standardize=false (repeatable).")
 @click.option("--val-split", metavar="FRACTION", help="Fraction of the data held out for validation accuracy (fixed split seed).")
 @click.option("--split-seed", metavar="N", help="Seed of the validation split.  [default: 0]")
 @click.option("--hidden", multiple=True, metavar="LAYERS",

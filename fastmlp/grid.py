@@ -349,6 +349,7 @@ class GridSpec:
     # fixed settings
     dataset: str = "spirals"
     data_file: str | None = None
+    data_dir: str | None = None
     target: str | None = None
     n_samples: int | None = None
     data_seed: int = 0
@@ -449,7 +450,7 @@ class GridSpec:
                 raise GridError("--dataset", f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)} "
                                              f"or a path to a .csv file")
             spec.dataset = name
-        for key in ("data_file", "target"):
+        for key in ("data_file", "data_dir", "target"):
             if s.get(key) is not None:
                 setattr(spec, key, str(s[key]))
         for key in ("n_samples", "chunk_size"):

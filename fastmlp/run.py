@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import BUILTIN, load_dataset
+from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
 from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
@@ -90,23 +90,30 @@ def load_data(spec):
     name = spec.dataset
     kwargs = dict(spec.data_options)
     is_file = name.lower().endswith(".csv") or name not in BUILTIN
+    seeded = name in SEEDED
     if spec.data_file is not None:
         kwargs["data_file"] = spec.data_file
+    if getattr(spec, "data_dir", None) is not None:
+        kwargs["data_dir"] = spec.data_dir
     if spec.target is not None:
         kwargs["target"] = spec.target
     if spec.n_samples is not None:
         kwargs["n_samples"] = spec.n_samples
-    if not is_file:
+    if seeded:
         kwargs["seed"] = spec.data_seed
-    file_option = "--data-file" if spec.data_file else "--dataset"
+    file_option = "--data-file" if spec.data_file else "--data-dir" if kwargs.get("data_dir") else "--dataset"
     try:
         d = load_dataset(name, **kwargs)
     except FileNotFoundError as e:
         raise GridError(file_option, str(e)) from None
+    except ImportError as e:
+        raise GridError("--dataset", str(e)) from None
     except (ValueError, TypeError) as e:
         text = str(e)
+        named = [k for k in spec.data_options if k in text]
         option = ("--n-samples" if "n_samples" in text else "--target" if "target" in text
-                  else file_option if is_file else "--data-option" if spec.data_options else "--dataset")
+                  else "--data-option" if named else file_option if is_file
+                  else "--data-option" if spec.data_options else "--dataset")
         raise GridError(option, text) from None
     except (OSError, UnicodeDecodeError) as e:
         raise GridError(file_option, f"cannot read the data: {e}") from None
@@ -117,7 +124,7 @@ def load_data(spec):
         except ValueError as e:
             raise GridError("--val-split", str(e)) from None
     options = {k: v for k, v in kwargs.items() if k != "seed"}
-    if not is_file:
+    if seeded:
         options["seed"] = spec.data_seed
     identity = {"name": d.name, "source": name, "options": options, "task": d.task, "n_samples": d.n_samples,
                 "n_features": d.n_features, "n_outputs": d.n_outputs, "sha256": _data_hash(d),

@@ -401,6 +401,9 @@ def info():
 for _command in GRID_COMMANDS:
     main.add_command(_command)
 
+from .cli_experiment import experiment as _experiment  # noqa: E402  (after main: registered on it)
+main.add_command(_experiment)
+
 
 if __name__ == "__main__":
     main()

@@ -162,10 +162,14 @@ def _json_safe(obj):
 @click.option("--init", "scheme", type=click.Choice(SCHEMES), default="xavier_normal", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplier of the init's weights.")
 @click.option("--init-value", type=float, default=0.5, show_default=True, help="The weight of --init constant.")
+@click.option("--sigma-w2", type=float, default=1.0, show_default=True,
+              help="Of --init meanfield: weights N(0, sigma_w2/fan_in).")
+@click.option("--sigma-b2", type=float, default=0.0, show_default=True,
+              help="Of --init meanfield: biases N(0, sigma_b2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, activation, optimizer, lr,
-          momentum, steps, batch_size,
-          dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale, init_value, seed):
+          momentum, steps, batch_size, dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale,
+          init_value, sigma_w2, sigma_b2, seed):
     """Train one network and print its loss curve summary and diagnostics.
 
     \b
@@ -177,7 +181,7 @@ def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, 
     ds = load_data(dataset, data_file, target, n_samples, data_dir=data_dir, data_options=data_option)
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every)
-    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value))
+    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value, sigma_w2=sigma_w2, sigma_b2=sigma_b2))
     _check_backend(backend)
     res = usage_errors(lambda: train_one(net, ds.X, ds.y, init=init, seed=seed, training=tr, dtype=dtype,
                                          backend=backend, track_grad_norms=True))
@@ -403,6 +407,8 @@ for _command in GRID_COMMANDS:
 
 from .cli_experiment import experiment as _experiment  # noqa: E402  (after main: registered on it)
 main.add_command(_experiment)
+from .cli_theory import theory as _theory  # noqa: E402  (the command module imports this one's helpers)
+main.add_command(_theory)
 
 
 if __name__ == "__main__":

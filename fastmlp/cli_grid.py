@@ -219,9 +219,14 @@ Examples:
                    "architectures.  [default: 16]")
 @click.option("--activation", metavar="LIST", help="Hidden activations: tanh, sigmoid, relu, leaky_relu, linear.  [default: tanh]")
 @click.option("--init", metavar="LIST", help="Init schemes: zeros, constant, uniform, normal, xavier_uniform, xavier_normal, "
-              "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal.  [default: xavier_normal]")
+              "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, meanfield (see --sigma-w2), lsuv "
+              "(data-driven).  [default: xavier_normal]")
 @click.option("--scale", metavar="LIST", help="Init scales (multiplying every weight), e.g. log:1e-3:10:25 or 0,0.1,1.  "
               "[default: 1]")
+@click.option("--sigma-w2", metavar="LIST", help="Of --init meanfield: weight variance times fan-in (weights "
+              "N(0, sigma_w2/fan_in)), e.g. lin:1:4:13.  [default: 1]")
+@click.option("--sigma-b2", metavar="LIST", help="Of --init meanfield: bias variance (biases N(0, sigma_b2)).  "
+              "[default: 0]")
 @click.option("--lr", metavar="LIST", help="Learning rates (> 0), e.g. 0.01,0.1 or log:1e-3:1:4.  [default: 0.1]")
 @click.option("--seeds", metavar="N|A:B|LIST", help="Seeds (each seeds a run's init and its batch order/dropout): a count (8), a "
               "range (0:16) or a list (3,5).  [default: 1]")

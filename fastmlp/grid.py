@@ -340,6 +340,8 @@ class GridSpec:
     epochs: list | None = None
     init: list = field(default_factory=lambda: ["xavier_normal"])
     scale: list = field(default_factory=lambda: [1.0])
+    sigma_w2: list = field(default_factory=lambda: [1.0])     # of --init meanfield only
+    sigma_b2: list = field(default_factory=lambda: [0.0])
     lr: list = field(default_factory=lambda: [0.1])
     momentum: list = field(default_factory=lambda: [0.9])
     weight_decay: list = field(default_factory=lambda: [0.0])
@@ -434,6 +436,12 @@ class GridSpec:
             spec.steps = []
         if "scale" in s:
             spec.scale = floats("scale", low=0.0)
+        for key in ("sigma_w2", "sigma_b2"):
+            if key in s:
+                setattr(spec, key, floats(key, low=0.0))
+                if "meanfield" not in spec.init:
+                    raise GridError("--" + key.replace("_", "-"), "applies to --init meanfield only (weights "
+                                    "N(0, sigma_w2 / fan_in), biases N(0, sigma_b2)); add meanfield to --init")
         if "lr" in s:
             spec.lr = floats("lr", low=0.0, low_open=True)
         if "momentum" in s:
@@ -502,7 +510,10 @@ class GridSpec:
         d = {"hidden": self.hidden, "activation": self.activation, "optimizer": self.optimizer,
              "batch_size": self.batch_size}
         d["epochs" if self.epochs else "steps"] = self.epochs or self.steps
-        d.update(init=self.init, scale=self.scale, lr=self.lr, momentum=self.momentum,
+        d.update(init=self.init, scale=self.scale)
+        if "meanfield" in self.init:
+            d.update(sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        d.update(lr=self.lr, momentum=self.momentum,
                  weight_decay=self.weight_decay, dropout=self.dropout, dtype=self.dtype, seed=self.seeds)
         return d
 
@@ -582,14 +593,30 @@ class Run:
     seed: int
     epochs: int | None = None
     record_every: int = 1
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
 
     def settings(self):
-        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not)."""
-        return {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
-                "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
-                "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
-                "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
-                "seed": int(self.seed)}
+        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not).
+
+        ``sigma_w2`` and ``sigma_b2`` enter only for ``meanfield``, so the keys of every other scheme's runs are
+        those of databases made before these axes existed.
+        """
+        d = {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
+             "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
+             "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
+             "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
+             "seed": int(self.seed)}
+        if self.init == "meanfield":
+            d.update(sigma_w2=float(self.sigma_w2), sigma_b2=float(self.sigma_b2))
+        return d
+
+    def init_spec(self):
+        """The :class:`fastmlp.Init` of this run."""
+        from .spec import Init
+        if self.init == "meanfield":
+            return Init(self.init, scale=self.scale, sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        return Init(self.init, scale=self.scale)
 
     def key(self, dataset_key):
         """A stable run key: a hash of the canonical JSON of the settings and the dataset identity."""
@@ -622,9 +649,10 @@ def expand(spec, n_train):
     list of Run
     """
     runs = {}
-    for hidden, act, opt, bs, length, init, scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+    for hidden, act, opt, bs, length, init, scale, sw, sb, lr, mom, wd, drop, dtype, seed in itertools.product(
             spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps, spec.init,
-            spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype, spec.seeds):
+            spec.scale, spec.sigma_w2, spec.sigma_b2, spec.lr, spec.momentum, spec.weight_decay, spec.dropout,
+            spec.dtype, spec.seeds):
         batch = None if bs is None or bs >= n_train else int(bs)
         if spec.epochs:
             epochs, steps = int(length), int(length) * -(-n_train // (batch or n_train))
@@ -633,7 +661,9 @@ def expand(spec, n_train):
         run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
                   init=init, scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
                   weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed), epochs=epochs,
-                  record_every=spec.record_every or default_record_every(steps))
+                  record_every=spec.record_every or default_record_every(steps),
+                  sigma_w2=float(sw) if init == "meanfield" else None,
+                  sigma_b2=float(sb) if init == "meanfield" else None)
         runs.setdefault(json.dumps(run.settings(), sort_keys=True), run)
     return list(runs.values())
 

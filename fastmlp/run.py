@@ -31,7 +31,7 @@ from .evaluate import loss_and_accuracy
 from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
 from .init import init_batch
 from .layout import Layout
-from .spec import Init, Network, Training
+from .spec import Network, Training
 from .store import encode_curve
 from .train import as_targets, train_batch
 
@@ -438,7 +438,7 @@ def _base_row(plan, run, key, network, grid_id):
         "run_key": key, "dataset": plan.data.identity["name"], "hidden": hidden_text(run.hidden),
         "depth": len(run.hidden), "width": max(run.hidden) if run.hidden else 0,
         "n_params": Layout(network.sizes).n_params, "activation": run.activation, "output": network.output,
-        "init": run.init, "scale": run.scale, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
+        "init": run.init, "scale": run.scale, "sigma_w2": run.sigma_w2, "sigma_b2": run.sigma_b2, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
         "momentum": run.momentum, "weight_decay": run.weight_decay, "dropout": run.dropout,
         "batch_size": run.batch_size, "steps": run.steps, "epochs": run.epochs, "record_every": run.record_every,
         "dtype": run.dtype, "backend": plan.spec.backend, "target_loss": plan.target_loss, "grid_id": grid_id,
@@ -476,7 +476,7 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
         training = Training(optimizer=r0.optimizer, lr=r0.lr, momentum=r0.momentum or 0.0, steps=r0.steps,
                             batch_size=r0.batch_size, record_every=r0.record_every)
         seeds = np.array([r.seed for r in runs], dtype=np.int64)
-        p0 = init_batch(network, [Init(r.init, scale=r.scale) for r in runs], seeds, r0.dtype)
+        p0 = init_batch(network, [r.init_spec() for r in runs], seeds, r0.dtype, X=train.X)
         res = train_batch(network, train.X, train.y, p0, training=training,
                           lr=np.array([r.lr for r in runs]),
                           momentum=np.array([r.momentum or 0.0 for r in runs]),

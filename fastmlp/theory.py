@@ -380,6 +380,10 @@ def _critical(activation, sigma_b2):
         return 2.0
     if activation == "linear":
         return 1.0
+    if activation != "sigmoid" and sigma_b2 == 0.0:
+        # odd phi without bias: q* = 0 below the transition, so chi_1 = sigma_w2 phi'(0)^2 there; chi_1 - 1
+        # vanishes quadratically above it, which bisection resolves only to ~1e-8
+        return 1.0 if activation == "tanh" else math.pi / 4.0
 
     def excess(sw):
         return chi_1(activation, sw, sigma_b2) - 1.0
@@ -397,8 +401,8 @@ def _critical(activation, sigma_b2):
 def critical_sigma_w2(activation, sigma_b2):
     """The ``sigma_w2`` at which ``chi_1 = 1`` for this ``sigma_b2`` (the order-to-chaos transition).
 
-    Exact for ``relu`` (2) and ``linear`` (1) at every ``sigma_b2``; bisection on ``chi_1`` (increasing in
-    ``sigma_w2``) otherwise.
+    Exact for ``relu`` (2) and ``linear`` (1) at every ``sigma_b2``, and for ``tanh`` (1) and ``erf`` (pi / 4)
+    at ``sigma_b2 = 0`` (where ``q*`` leaves 0); bisection on ``chi_1`` (increasing in ``sigma_w2``) otherwise.
     """
     _check(activation, None, sigma_b2)
     return _critical(activation, float(sigma_b2))

@@ -44,7 +44,10 @@ def schoenholz(a, stem):
                          vmax=max(a["best"], a["chance"] + 1e-9) if math.isfinite(a["best"]) else None,
                          shading="flat")
     fig.colorbar(mesh, ax=ax, label="training accuracy")
-    fine = np.linspace(sw2.min(), sw2.max(), 400)
+    # xi_c costs a 2-D quadrature per point: a coarse line plus the grid's own points, and the critical point
+    fine = np.unique(np.concatenate([np.linspace(sw2.min(), sw2.max(), 40), sw2,
+                                     [a["critical_sigma_w2"]] if sw2.min() < a["critical_sigma_w2"] < sw2.max()
+                                     else []]))
     xi = np.array([theory.xi_c("tanh", s, a["sigma_b2"]) or np.inf for s in fine], dtype=float)
     top = _edges(depths)[-1]
     fit = a["fit"]

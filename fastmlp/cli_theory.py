@@ -72,10 +72,12 @@ def _phase(p):
     return "ordered" if c < 1.0 else "chaotic"
 
 
-def _pm(mean, se, nd=3):
-    if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
+def _pm(mean, se):
+    if mean is None or not math.isfinite(mean):
         return "-"
-    return f"{mean:.{nd}f} ± {se:.{nd}f}" if se is not None and math.isfinite(se) else f"{mean:.{nd}f}"
+    if abs(mean) >= 1e4 or (se is not None and math.isfinite(se) and se >= 1e4):
+        return f"{mean:.4g} ± {se:.2g}" if se is not None and math.isfinite(se) else f"{mean:.4g}"
+    return f"{mean:.3f} ± {se:.3f}" if se is not None and math.isfinite(se) else f"{mean:.3f}"
 
 
 @click.command("theory", help=THEORY_HELP, short_help="Mean-field theory: q*, chi_1, c*, xi_c, critical sigma_w2 "

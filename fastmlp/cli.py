@@ -188,6 +188,8 @@ def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, 
     out = _run_summary(res, 0, ds, np.dtype(dtype))
     out.update(dataset=ds.name, hidden=list(hidden), activation=activation, init=scheme, scale=scale, seed=seed,
                optimizer=optimizer, lr=lr, steps=steps, dtype=dtype, backend=backend)
+    if scheme == "meanfield":
+        out.update(sigma_w2=sigma_w2, sigma_b2=sigma_b2)
     if as_json:
         click.echo(json.dumps(_json_safe(out)))
         return

@@ -46,9 +46,11 @@ def _input(width, q0):
 def predicted_log_factors(activation, sigma_w2, q):
     """Theory's ``log(||delta^l||^2 / ||delta^{l+1}||^2) = log(sigma_w2 E[phi'(sqrt(q^l) z)^2])`` for every
     hidden layer ``l`` of mean square ``q^l``."""
-    with np.errstate(divide="ignore"):
-        return np.array([math.log(sigma_w2 * theory.moments(activation, v)["d2"]) if math.isfinite(v)
-                         else float("nan") for v in np.asarray(q, dtype=float)])
+    out = []
+    for v in np.asarray(q, dtype=float):
+        f = sigma_w2 * theory.moments(activation, v)["d2"] if math.isfinite(v) else float("nan")
+        out.append(math.log(f) if f > 0 else float("nan"))
+    return np.array(out)
 
 
 def _mean_se(values):
@@ -133,11 +135,11 @@ def measure(activation, sigma_w2, sigma_b2, depth=30, width=256, seeds=4, q0=Non
         log_f = log_delta[:, :depth - 1] - log_delta[:, 1:depth]          # hidden l = 1 .. depth - 1
         per_seed = log_f.mean(axis=1) + log_f.var(axis=1, ddof=1) / 2.0
         dev = np.mean(q_hat / q_th - 1.0, axis=1)
-    log_chi, log_chi_se = _mean_se(per_seed)
-    predicted = predicted_log_factors(activation, sigma_w2, q_th[:depth - 1])
-    q_mean = q_hat.mean(axis=0)
-    q_se = q_hat.std(axis=0, ddof=1) / math.sqrt(seeds)
-    dev_mean, dev_se = _mean_se(dev)
+        log_chi, log_chi_se = _mean_se(per_seed)
+        predicted = predicted_log_factors(activation, sigma_w2, q_th[:depth - 1])
+        q_mean = q_hat.mean(axis=0)
+        q_se = q_hat.std(axis=0, ddof=1) / math.sqrt(seeds)
+        dev_mean, dev_se = _mean_se(dev)
     chi = math.exp(log_chi) if math.isfinite(log_chi) else float("nan")
     g_mean = g2.mean(axis=0)
     return {

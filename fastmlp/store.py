@@ -618,7 +618,7 @@ def aggregate(rows, by, metric):
 
 def varying_columns(rows, candidates=CONFIG_COLUMNS):
     """The columns among ``candidates`` that take more than one value in ``rows``."""
-    return [c for c in candidates if len({r[c] for r in rows}) > 1]
+    return [c for c in candidates if len({r.get(c) for r in rows}) > 1]
 
 
 def best_and_worst(rows, metric, higher_is_better, n=5):

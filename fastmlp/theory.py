@@ -322,7 +322,7 @@ def c_star(activation, sigma_w2, sigma_b2):
         m, d = cross_moments(activation, q, c)
         h = (sw * m + sb) / q - c
         slope = sw * d - 1.0
-        if h <= 0.0 or slope >= 0.0:
+        if h <= 1e-15 or slope >= 0.0:      # 1e-15: the quadrature's rounding, e.g. c* = 0 for odd phi, no bias
             break
         step = -h / slope
         c = min(c + step, 1.0)

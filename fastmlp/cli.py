@@ -409,11 +409,8 @@ for _command in GRID_COMMANDS:
 
 from .cli_experiment import experiment as _experiment  # noqa: E402  (after main: registered on it)
 main.add_command(_experiment)
-try:  # TEMPORARY (science branch): theory's commit registers cli_theory before adding the file; removed at merge
-    from .cli_theory import theory as _theory  # noqa: E402  (the command module imports this one's helpers)
-    main.add_command(_theory)
-except ModuleNotFoundError:
-    pass
+from .cli_theory import theory as _theory  # noqa: E402  (the command module imports this one's helpers)
+main.add_command(_theory)
 
 
 if __name__ == "__main__":

@@ -413,6 +413,10 @@ def analyse_he_xavier(rows, chance):
     depths = sorted({int(r["depth"]) for r in rows})
     acc = _group_mean(rows, ("init", "scale", "depth"), "train_accuracy")
     ratio = _group_mean(rows, ("init", "scale", "depth"), "grad_ratio")
+    diverged = {}
+    for r in rows:
+        key = (r["init"], float(r["scale"]), int(r["depth"]))
+        diverged[key] = diverged.get(key, 0) + (r["status"] == "diverged")
     lines = []
     for init, scale in configs:
         s2 = _relu_sigma_w2(init, scale)
@@ -420,7 +424,8 @@ def analyse_he_xavier(rows, chance):
         lines.append({"init": init, "scale": scale, "sigma_w2": s2, "chi_1": chi,
                       "accuracy": [acc.get((init, scale, d), float("nan")) for d in depths],
                       "chi_1_power_depth": [chi ** d for d in depths],
-                      "grad_ratio": [ratio.get((init, scale, d), float("nan")) for d in depths]})
+                      "grad_ratio": [ratio.get((init, scale, d), float("nan")) for d in depths],
+                      "diverged": [diverged.get((init, scale, d), 0) for d in depths]})
     return {"depths": depths, "lines": lines, "chance": chance}
 
 
@@ -469,7 +474,9 @@ def analyse_saxe(rows, n_in, n_out):
 
 
 def analyse_lsuv(rows):
-    """Final loss and steps to target per (activation, init), mean and spread over seeds; median loss curves."""
+    """Final loss and steps to target per (activation, init), mean and spread over seeds; median loss curves;
+    chi_1 of the fixed schemes beside them (biases zero)."""
+    from . import theory
     out = []
     for act in sorted({r["activation"] for r in rows}):
         for init in ("lsuv", "he_normal", "xavier_normal", "orthogonal"):
@@ -481,7 +488,11 @@ def analyse_lsuv(rows):
                             for r in rs])
             curves = [np.asarray(r["curve"], dtype=np.float64) for r in rs if r.get("curve") is not None]
             curve = np.nanmedian(np.vstack(curves), axis=0) if curves else np.array([])
-            out.append({"activation": act, "init": init, "final_loss": _nanmean(loss),
+            # sigma_w2 of a square hidden layer (He 2, Xavier and orthogonal with gain 1: 1); LSUV is data-driven
+            s2 = {"he_normal": 2.0, "xavier_normal": 1.0, "orthogonal": 1.0}.get(init)
+            chi = float(theory.point(act, s2, 0.0)["chi_1"]) if s2 is not None else float("nan")
+            out.append({"activation": act, "init": init, "sigma_w2": s2, "chi_1": chi,
+                        "final_loss": _nanmean(loss),
                         "final_loss_min": _nanmin(loss), "final_loss_max": _nanmax(loss),
                         "steps_to_target": _nanmean(stt), "reached": int(np.isfinite(stt).sum()), "runs": len(rs),
                         "diverged": sum(r["status"] == "diverged" for r in rs), "curve": curve,
@@ -571,10 +582,11 @@ def _summary_he_xavier(a, p, rows):
              "per layer", "", head, "-" * len(head)]
     for ln in a["lines"]:
         lines.append(f"{ln['init']:<15}{ln['scale']:>6g}{ln['sigma_w2']:>9.3g}{ln['chi_1']:>7.3g}"
-                     + "".join(f"{_f(v, '.3f'):>9}" for v in ln["accuracy"]))
+                     + "".join(f"{_f(v, '.3f', 'diverged' if n else '-'):>9}"
+                               for v, n in zip(ln["accuracy"], ln["diverged"])))
     lines += ["", f"chi_1^depth at depth {depths[-1]}: " + ", ".join(
         f"{ln['init']} x{ln['scale']:g}: {ln['chi_1_power_depth'][-1]:.2g}" for ln in a["lines"]),
-        "measured first/last layer gradient-norm ratio at the end: " + ", ".join(
+        "measured first/last layer gradient-norm ratio at the end of training: " + ", ".join(
         f"{ln['init']} x{ln['scale']:g}: {_f(ln['grad_ratio'][-1], '.2g')}" for ln in a["lines"])]
     js = {"depths": depths, "chance": a["chance"],
           "lines": [{k: v for k, v in ln.items()} for ln in a["lines"]]}
@@ -591,21 +603,25 @@ def _summary_saxe(a, p, rows):
     lines += ["", "theory beside it: spread of the end-to-end singular values at init, log10(s_max/s_min)"]
     for ln in a["lines"]:
         lines.append(f"{ln['init']:<14}" + "".join(f"{v:>10.2f}" for v in ln["log10_singular_spread"]))
-    lines.append("Saxe et al. (2014): orthogonal starts keep every singular value at 1 (isometry), so learning "
-                 "time does not grow with depth; Gaussian ones spread them and slow down")
+    lines.append("Saxe et al. (2014): orthogonal hidden layers keep every singular value at 1 (an isometry; what "
+                 "spread there is comes from the rectangular first and last layers, the same at every depth), so "
+                 "learning time does not grow with depth; Gaussian ones spread them more with each layer and slow "
+                 "down")
     return lines, {"depths": depths, "lines": a["lines"], "n_seeds": a["n_seeds"]}
 
 
 def _summary_lsuv(a, p, rows):
-    head = f"{'activation':<11}{'init':<15}{'final loss':>12}{'(min..max)':>20}{'steps to target':>17}{'reached':>9}"
+    head = (f"{'activation':<11}{'init':<15}{'chi_1':>7}{'final loss':>12}{'(min..max)':>20}{'steps to target':>17}"
+            f"{'reached':>9}")
     lines = [f"depth {p.params['depth']}, width {p.params['width']}, {a['steps']} steps; target loss "
              f"{a['target_loss']:.4g} (half the best constant's)", "", head, "-" * len(head)]
     for ln in a["lines"]:
         rng = f"{_f(ln['final_loss_min'], '.4f')}..{_f(ln['final_loss_max'], '.4f')}"
-        lines.append(f"{ln['activation']:<11}{ln['init']:<15}{_f(ln['final_loss'], '.4f'):>12}{rng:>20}"
+        lines.append(f"{ln['activation']:<11}{ln['init']:<15}{_f(ln['chi_1'], '.3g', 'data'):>7}"
+                     f"{_f(ln['final_loss'], '.4f'):>12}{rng:>20}"
                      f"{_f(ln['steps_to_target'], '.0f'):>17}{str(ln['reached']) + '/' + str(ln['runs']):>9}")
-    lines.append("theory beside it: LSUV rescales each layer to unit output variance on a minibatch, the data-driven "
-                 "form of chi_1 ~ 1; He is chi_1 = 1 for ReLU, Xavier and orthogonal (gain 1) chi_1 = 1/2 for ReLU")
+    lines.append("theory beside it: chi_1 (mean field, square hidden layers, zero biases) of each fixed scheme; LSUV "
+                 "rescales each layer to unit output variance on a minibatch instead, a data-driven chi_1 ~ 1")
     js = {"lines": [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ln.items() if k != "curve"}
                     for ln in a["lines"]], "target_loss": a["target_loss"]}
     return lines, js

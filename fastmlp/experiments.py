@@ -63,10 +63,10 @@ def _data_settings(size, defaults, dataset=None, data_file=None, data_dir=None, 
         dataset = "mnist"
     if dataset is None:
         d = dict(defaults)
+    elif dataset in ("mnist", "fashion_mnist"):
+        d = dict(mnist_defaults or {"data_options": {"pixels": "centered"}}, dataset=dataset)
     else:
-        d = dict(mnist_defaults or {}) if dataset in ("mnist", "fashion_mnist") else {}
-        d["dataset"] = dataset
-        d.pop("data_options", None) if dataset not in ("mnist", "fashion_mnist") else None
+        d = {"dataset": dataset}
     d["data_options"] = dict(d.get("data_options", {}), **(data_options or {}))
     if data_file is not None:
         d["data_file"] = str(data_file)

@@ -144,7 +144,8 @@ def symmetry(a, stem):
         c = r["curve"]
         if c is not None and len(c):
             c = np.asarray(c, dtype=float)
-            ax.plot(np.arange(c.size) * r["record_every"], c, label=f"{r['init']} ({','.join(map(str, r['distinct_units']))} distinct)")
+            units = ",".join(map(str, r["distinct_units"]))
+            ax.plot(np.arange(c.size) * r["record_every"], c, label=f"{r['init']} ({units} distinct)")
     ax.axhline(a["baseline_loss"], color="0.4", ls=":", lw=1.2, label="class prior (best constant)")
     ax.set_yscale("log")
     ax.set_xlabel("step")

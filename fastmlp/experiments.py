@@ -108,7 +108,8 @@ def _schoenholz(size, steps, data):
 
 def _he_xavier(size, steps, data):
     if size == "full":
-        depths, width, scales, seeds, n_steps, n = range(10, 51, 5), 128, "0.5,0.7071,1,1.4142,2", [0, 1, 2, 3, 4], 500, None
+        depths, width, scales, n_steps, n = range(10, 51, 5), 128, "0.5,0.7071,1,1.4142,2", 500, None
+        seeds = [0, 1, 2, 3, 4]
     elif size == "small":
         depths, width, scales, seeds, n_steps, n = range(10, 51, 10), 48, "0.7071,1,1.4142", [0, 1], 200, 512
     else:

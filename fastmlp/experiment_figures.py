@@ -62,7 +62,7 @@ def schoenholz(a, stem):
     ax.set_xlabel(r"$\sigma_w^2$")
     ax.set_ylabel("depth (hidden layers)")
     ax.set_title(f"tanh, $\\sigma_b^2$ = {a['sigma_b2']:g}: trainable iff depth < k $\\xi_c$")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
     return _save(fig, stem)
 
 

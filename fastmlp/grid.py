@@ -634,6 +634,19 @@ def default_record_every(steps):
     return max(1, -(-int(steps) // 500))
 
 
+def init_variants(spec):
+    """The init axis with the meanfield axes folded in: ``(init, sigma_w2, sigma_b2)`` per value, one per
+    ``sigma_w2 x sigma_b2`` point for ``meanfield`` and ``(init, None, None)`` for every other scheme (which the
+    sigma axes do not multiply)."""
+    out = []
+    for init in spec.init:
+        if init == "meanfield":
+            out += [(init, float(w), float(b)) for w in spec.sigma_w2 for b in spec.sigma_b2]
+        else:
+            out.append((init, None, None))
+    return out
+
+
 def expand(spec, n_train):
     """All runs of a grid, in a fixed order, duplicates removed.
 
@@ -648,10 +661,10 @@ def expand(spec, n_train):
     list of Run
     """
     runs = {}
-    for hidden, act, opt, bs, length, init, scale, sw, sb, lr, mom, wd, drop, dtype, seed in itertools.product(
-            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps, spec.init,
-            spec.scale, spec.sigma_w2, spec.sigma_b2, spec.lr, spec.momentum, spec.weight_decay, spec.dropout,
-            spec.dtype, spec.seeds):
+    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
+            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
+            spec.seeds):
         batch = None if bs is None or bs >= n_train else int(bs)
         if spec.epochs:
             epochs, steps = int(length), int(length) * -(-n_train // (batch or n_train))
@@ -660,9 +673,7 @@ def expand(spec, n_train):
         run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
                   init=init, scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
                   weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed), epochs=epochs,
-                  record_every=spec.record_every or default_record_every(steps),
-                  sigma_w2=float(sw) if init == "meanfield" else None,
-                  sigma_b2=float(sb) if init == "meanfield" else None)
+                  record_every=spec.record_every or default_record_every(steps), sigma_w2=sw, sigma_b2=sb)
         runs.setdefault(json.dumps(run.settings(), sort_keys=True), run)
     return list(runs.values())
 

@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .spec import ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, parse_hidden
+from .spec import ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Training, parse_hidden
 
 # Bump when the meaning of a run's settings changes; it is mixed into every run key.
 KEY_VERSION = 1
@@ -387,14 +387,15 @@ class GridSpec:
             raise GridError(None, f"unknown settings {', '.join(unknown)}; valid: {', '.join(sorted(CONFIG_KEYS))}")
         spec = cls()
 
-        def floats(key, low=None, low_open=False, high=None, high_open=False):
+        def floats(key, constraint):
+            """The axis ``key``'s values, each checked against ``constraint`` (the one the library applies)."""
             option = "--" + key.replace("_", "-")
             values = parse_values(s[key], option)
             for v in values:
-                if low is not None and (v < low or (low_open and v == low)):
-                    raise GridError(option, f"values must be {'>' if low_open else '>='} {low}, got {v!r}")
-                if high is not None and (v > high or (high_open and v == high)):
-                    raise GridError(option, f"values must be {'<' if high_open else '<='} {high}, got {v!r}")
+                try:
+                    constraint.check("values", v)
+                except ValueError as exc:
+                    raise GridError(option, str(exc)) from None
             return values
 
         def positive_ints(key):
@@ -406,6 +407,7 @@ class GridSpec:
 
         from .engine import BACKENDS
         from .data import DATASETS
+        training = Training._parameter_constraints
 
         if "hidden" in s:
             spec.hidden = parse_architectures(s["hidden"])
@@ -435,21 +437,21 @@ class GridSpec:
             spec.epochs = positive_ints("epochs")
             spec.steps = []
         if "scale" in s:
-            spec.scale = floats("scale", low=0.0)
+            spec.scale = floats("scale", Init._parameter_constraints["scale"])
         for key in ("sigma_w2", "sigma_b2"):
             if key in s:
-                setattr(spec, key, floats(key, low=0.0))
+                setattr(spec, key, floats(key, Init._parameter_constraints[key]))
                 if "meanfield" not in spec.init:
                     raise GridError("--" + key.replace("_", "-"), "applies to --init meanfield only (weights "
                                     "N(0, sigma_w2 / fan_in), biases N(0, sigma_b2)); add meanfield to --init")
         if "lr" in s:
-            spec.lr = floats("lr", low=0.0, low_open=True)
+            spec.lr = floats("lr", training["lr"])
         if "momentum" in s:
-            spec.momentum = floats("momentum", low=0.0, high=1.0, high_open=True)
+            spec.momentum = floats("momentum", training["momentum"])
         if "weight_decay" in s:
-            spec.weight_decay = floats("weight_decay", low=0.0)
+            spec.weight_decay = floats("weight_decay", training["weight_decay"])
         if "dropout" in s:
-            spec.dropout = floats("dropout", low=0.0, high=1.0, high_open=True)
+            spec.dropout = floats("dropout", training["dropout"])
         if "seeds" in s:
             spec.seeds = parse_seeds(s["seeds"])
         if "dataset" in s:
@@ -635,6 +637,19 @@ def default_record_every(steps):
     return max(1, -(-int(steps) // 500))
 
 
+def init_variants(spec):
+    """The init axis with the meanfield axes folded in: ``(init, sigma_w2, sigma_b2)`` per value, one per
+    ``sigma_w2 x sigma_b2`` point for ``meanfield`` and ``(init, None, None)`` for every other scheme (which the
+    sigma axes do not multiply)."""
+    out = []
+    for init in spec.init:
+        if init == "meanfield":
+            out += [(init, float(w), float(b)) for w in spec.sigma_w2 for b in spec.sigma_b2]
+        else:
+            out.append((init, None, None))
+    return out
+
+
 def expand(spec, n_train):
     """All runs of a grid, in a fixed order, duplicates removed.
 
@@ -649,10 +664,10 @@ def expand(spec, n_train):
     list of Run
     """
     runs = {}
-    for hidden, act, opt, bs, length, init, scale, sw, sb, lr, mom, wd, drop, dtype, seed in itertools.product(
-            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps, spec.init,
-            spec.scale, spec.sigma_w2, spec.sigma_b2, spec.lr, spec.momentum, spec.weight_decay, spec.dropout,
-            spec.dtype, spec.seeds):
+    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
+            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
+            spec.seeds):
         batch = None if bs is None or bs >= n_train else int(bs)
         if spec.epochs:
             epochs, steps = int(length), int(length) * -(-n_train // (batch or n_train))
@@ -661,9 +676,7 @@ def expand(spec, n_train):
         run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
                   init=init, scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
                   weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed), epochs=epochs,
-                  record_every=spec.record_every or default_record_every(steps),
-                  sigma_w2=float(sw) if init == "meanfield" else None,
-                  sigma_b2=float(sb) if init == "meanfield" else None)
+                  record_every=spec.record_every or default_record_every(steps), sigma_w2=sw, sigma_b2=sb)
         runs.setdefault(json.dumps(run.settings(), sort_keys=True), run)
     return list(runs.values())
 

@@ -26,7 +26,9 @@ How scikit-learn's meaning is matched (see docs/interop.md):
   uses it for early stopping, which does not exist here); with ``n_init=1`` all data are trained on.
 * ``loss_curve_`` is the data loss per epoch (mean over the epoch's minibatches, each before its update),
   without the L2 term scikit-learn adds.
-* not supported (a ``ValueError``): ``solver="lbfgs"``, sparse input, multi-label targets, sample weights.
+* not supported: ``solver="lbfgs"`` (a ``ValueError``); there is no ``learning_rate`` schedule, ``early_stopping``,
+  ``tol``, ``shuffle`` or ``sample_weight`` (``from_sklearn`` refuses their non-default values); sparse input and
+  multi-label targets get scikit-learn's input errors.
 """
 from __future__ import annotations
 
@@ -82,8 +84,6 @@ class _Plan:
         if p["activation"] not in _ACTIVATION:
             raise ValueError(f"activation={p['activation']!r} is not supported; choose one of: "
                              f"{', '.join(_ACTIVATION)}")
-        if getattr(est, "learning_rate", "constant") != "constant":
-            raise ValueError(f"learning_rate={est.learning_rate!r} is not supported; only 'constant'")
         hidden = p["hidden_layer_sizes"]
         hidden = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
         for h in hidden:

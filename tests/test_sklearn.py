@@ -243,3 +243,17 @@ def test_the_array_api_check_that_scikit_learn_skips_here():
                          cwd=Path(__file__).resolve().parents[1], timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert f"{len(CHECKED)} passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-3000:]
+
+
+def test_backend_is_passed_to_the_engine():
+    """The NumPy reference engine (the oracle) and the compiled one train the same network from the same start."""
+    X, y = make_classification(50, 4, n_classes=3, n_informative=3, n_redundant=0, random_state=5)
+    kw = dict(hidden_layer_sizes=(5,), activation="tanh", solver="sgd", batch_size=16, max_iter=8,
+              learning_rate_init=0.05, dropout=0.2, random_state=2)
+    a = MLPClassifier(**kw, backend="numba").fit(X, y)
+    b = MLPClassifier(**kw, backend="numpy").fit(X, y)
+    np.testing.assert_array_equal(a.initial_params_, b.initial_params_)
+    np.testing.assert_allclose(a.params_, b.params_, rtol=1e-9, atol=1e-12)
+    assert np.abs(a.params_ - a.initial_params_).max() > 1e-3
+    with pytest.raises(ValueError, match="backend='jax'"):
+        MLPClassifier(backend="jax").fit(X, y)

@@ -658,14 +658,18 @@ class GridGroup:
         return self.size
 
     def __iter__(self):
-        names = self.AXES
+        names = self.AXES[:-1]
         fixed = self.fixed
-        for values in itertools.product(*self.axes.values()):
-            yield Run(**fixed, **dict(zip(names, values)))
+        axes = list(self.axes.values())
+        # seeds are looped over, not handed to itertools.product, which would copy a range into a tuple
+        for values in itertools.product(*axes[:-1]):
+            head = dict(zip(names, values))
+            for seed in axes[-1]:
+                yield Run(**fixed, **head, seed=int(seed))
 
     @property
     def first(self):
-        return next(iter(self))
+        return Run(**self.fixed, **{k: v[0] for k, v in self.axes.items()})
 
     @property
     def key(self):

@@ -78,7 +78,17 @@ def first_task(settings, cache_dir):
     plan = plan_grid(GridSpec.from_settings(dict(settings, scale="1", seeds="0:4")))
     runs = list(plan.runs)
     keys = [plan.key(r) for r in runs]
-    lc, client = cluster(1, {"NUMBA_CACHE_DIR": str(cache_dir)})
+    # in the environment the worker inherits: Nanny(env=...) applies it only after a spawned worker has
+    # re-imported this script's module, and with it numba, which reads NUMBA_CACHE_DIR once, at import
+    before = os.environ.get("NUMBA_CACHE_DIR")
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
+    try:
+        lc, client = cluster(1)
+    finally:
+        if before is None:
+            del os.environ["NUMBA_CACHE_DIR"]
+        else:
+            os.environ["NUMBA_CACHE_DIR"] = before
     try:
         shared = client.scatter(plan, broadcast=True)
         out = []
@@ -105,6 +115,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="grid size factor")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--skip-first-task", action="store_true")
+    ap.add_argument("--first-task-only", action="store_true")
     args = ap.parse_args()
     import distributed
     print(f"fastmlp {__version__}, numba {numba.__version__}, distributed {distributed.__version__}, "
@@ -115,14 +126,17 @@ def main():
         settings = gs["w1"]
         with tempfile.TemporaryDirectory() as cache:
             cold = first_task(settings, cache)
+            n_files = sum(len(f) for _, _, f in os.walk(cache))
             warm_cache = first_task(settings, cache)
-        print("\nfirst chunk on a fresh worker (4 networks of the w1 grid; wall seconds from submit to result, "
-              "worker's seconds):")
+        print(f"\nfirst chunk on a fresh worker (4 networks of the w1 grid; wall seconds from submit to result, "
+              f"worker's seconds; the compile wrote {n_files} cache files):")
         print(f"  empty NUMBA_CACHE_DIR (compiles): first {cold[0][0]:.1f} s ({cold[0][1]:.1f} s on the worker), "
               f"second {cold[1][0]:.2f} s")
         print(f"  cache filled by that run (loads): first {warm_cache[0][0]:.1f} s ({warm_cache[0][1]:.1f} s on "
               f"the worker), second {warm_cache[1][0]:.2f} s")
-        results["first_task"] = {"compile": cold, "cache": warm_cache}
+        results["first_task"] = {"compile": cold, "cache": warm_cache, "cache_files": n_files}
+    if args.first_task_only:
+        return
     max_threads = numba.config.NUMBA_NUM_THREADS
     for name, settings in gs.items():
         n = len(plan_grid(GridSpec.from_settings(settings)).runs)

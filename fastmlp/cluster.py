@@ -98,7 +98,7 @@ def connect(scheduler=None, scheduler_file=None, n_workers=None, timeout=CONNECT
             if n_workers is not None:
                 cluster = stack.enter_context(distributed.LocalCluster(
                     n_workers=int(n_workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=40))
+                    dashboard_address=":0", silence_logs=40))
                 client = stack.enter_context(distributed.Client(cluster, timeout=timeout))
             elif scheduler_file is not None:
                 client = stack.enter_context(distributed.Client(scheduler_file=str(scheduler_file),
@@ -303,7 +303,8 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
     done = stored_runs(plan, store)
     out = Outcome(len(plan.runs), sum(done.values()))
     budget = worker_budget(plan.spec, facts)
-    source = ChunkSource(plan, store, out, progress, budget, task_threads, done, stop, sleep)
+    slots = max(1, sum(f["nthreads"] for f in facts.values()))
+    source = ChunkSource(plan, store, out, progress, budget, task_threads, done, stop, sleep, slots)
     if out.n_runs == out.n_skipped:
         progress.start(0)
         progress.close()
@@ -388,6 +389,7 @@ def _store(plan, store, source, out, progress, fut, chunk, grid_id, reported, cl
     if fut.status == "finished":
         rows, seconds = fut.result()
         source.measured(chunk, seconds)
+        out.chunk_seconds += seconds
         out.engine_calls += 1
     elif fut.status == "error":
         exc = fut.exception()

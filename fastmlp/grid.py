@@ -801,3 +801,12 @@ def group_runs(runs):
     for r in runs:
         groups.setdefault(r.group(), []).append(r)
     return groups
+
+
+def run(spec, out=None, *, client=None, **kwargs):
+    """Train a grid into a results database: :func:`fastmlp.run.run_grid` (see there for the arguments).
+
+    ``client`` (a ``distributed.Client``) runs the chunks on that Dask cluster; this process keeps the database.
+    """
+    from .run import run_grid
+    return run_grid(spec, out, client=client, **kwargs)

@@ -617,6 +617,7 @@ class Outcome:
     engine_calls: int = 0
     seconds: float = 0.0
     interrupted: str | None = None
+    chunk_seconds: float = 0.0      # summed over the chunks: where they ran, from start to rows
 
     @property
     def n_missing(self):
@@ -681,11 +682,16 @@ class ChunkSource:
         No chunk is claimed once it is set.
     sleep : float
         Seconds between claims while another process holds the last runs.
+    slots : int
+        Chunks that run at the same time (a cluster's worker threads). With more than one, a chunk holds at
+        most the group's unclaimed runs divided by ``slots``, so that the last chunks shrink and every slot
+        finishes at about the same time.
     """
 
-    def __init__(self, plan, store, outcome, progress, budget, threads, done, stop, sleep=0.5):
+    def __init__(self, plan, store, outcome, progress, budget, threads, done, stop, sleep=0.5, slots=1):
         self.plan, self.store, self.out, self.progress = plan, store, outcome, progress
         self.budget, self.threads, self.done, self.stop, self.sleep = budget, threads, done, stop, sleep
+        self.slots = slots
         self.rate = None              # measured FLOP/s of whole chunks (training, evaluation, diagnostics)
         self._seen = {}               # finished runs met while claiming, per group
         self._others = {}             # of which finished by another process since the start
@@ -739,8 +745,11 @@ class ChunkSource:
             sizes[gi] = (cap, fpn)
             runs, buf = iter(g), []
             exhausted = False
+            unclaimed = len(g) - self.done.get(gi, 0)
             while not self.stop:
                 n = self.size(cap, fpn)
+                if self.slots > 1:
+                    n = min(n, max(2 * self.threads, -(-unclaimed // self.slots)))
                 while not exhausted and len(buf) < max(2 * n, 512):
                     r = next(runs, None)
                     if r is None:
@@ -751,6 +760,7 @@ class ChunkSource:
                     break
                 chunk, buf, busy = self._claim(gi, buf, n)
                 held.setdefault(gi, []).extend(busy)
+                unclaimed -= len(chunk.runs) if chunk is not None else 0
                 if chunk is not None:
                     chunk.flops_per_network = fpn
                     yield chunk
@@ -819,6 +829,7 @@ def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5, c
             raise
         store.save(rows)
         source.measured(chunk, time.perf_counter() - t0)
+        out.chunk_seconds += time.perf_counter() - t0
         out.n_trained += len(rows)
         out.engine_calls += 1
         progress.advance(len(rows))

@@ -109,7 +109,7 @@ def scheduler_file(tmp_path_factory):
                 p.terminate()
         for p in reversed(procs):
             try:
-                p.wait(timeout=3)
+                p.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
@@ -237,9 +237,13 @@ def test_scheduler_file_with_a_worker_killed_mid_grid(scheduler_file, heavy_loca
     file, workers = scheduler_file
     proc = grid_process(HEAVY_ARGS + ["--scheduler-file", file], path)
     try:
-        wait_until(lambda: stored(path) > 0 or proc.poll() is not None, 120, "the first stored chunk")
-        assert proc.poll() is None and stored(path) < 16          # tasks still to run
-        workers[0].send_signal(signal.SIGKILL)
+        with distributed.Client(scheduler_file=str(file), timeout=30) as c:
+            addr = next(a for a, w in c.scheduler_info()["workers"].items() if w["pid"] == workers[0].pid)
+            # kill it while it trains a chunk (and after a first chunk is stored: the run is under way)
+            wait_until(lambda: (stored(path) > 0 and c.processing().get(addr)) or proc.poll() is not None, 120,
+                       "a stored chunk and a chunk in progress on the worker to kill")
+            assert proc.poll() is None and stored(path) < 16
+            workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(timeout=10)
         out, err = proc.communicate(timeout=120)
     finally:

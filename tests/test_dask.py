@@ -238,7 +238,7 @@ def test_scheduler_file_with_a_worker_killed_mid_grid(scheduler_file, heavy_loca
     proc = grid_process(HEAVY_ARGS + ["--scheduler-file", file], path)
     try:
         with distributed.Client(scheduler_file=str(file), timeout=30) as c:
-            addr = next(a for a, w in c.scheduler_info()["workers"].items() if w["pid"] == workers[0].pid)
+            addr = next(a for a, pid in c.run(os.getpid).items() if pid == workers[0].pid)
             # kill it while it trains a chunk (and after a first chunk is stored: the run is under way)
             wait_until(lambda: (stored(path) > 0 and c.processing().get(addr)) or proc.poll() is not None, 120,
                        "a stored chunk and a chunk in progress on the worker to kill")

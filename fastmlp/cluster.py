@@ -18,6 +18,7 @@ a scheduler that goes away is an error, not a wait.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import time
 import uuid
@@ -149,11 +150,13 @@ def worker_facts():
              "numba_threads_max": int(numba.config.NUMBA_NUM_THREADS),
              "threading_layer": str(numba.config.THREADING_LAYER),
              "numba_cache_dir": numba.config.CACHE_DIR or "(next to the package)"}
-    try:
-        from .engine.config import VECTOR_BYTES
-        facts["simd_bytes"] = int(VECTOR_BYTES)
-    except Exception:       # the engine's settings module moved: the fact is only informative
-        facts["simd_bytes"] = None
+    facts["simd_bytes"] = None
+    for name in ("fastmlp.config", "fastmlp.engine.config"):     # where the numba settings live (or lived)
+        try:
+            facts["simd_bytes"] = int(importlib.import_module(name).VECTOR_BYTES)
+            break
+        except (ImportError, AttributeError):
+            pass
     try:
         from distributed import get_worker
         w = get_worker()

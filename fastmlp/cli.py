@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 
 import click
@@ -314,7 +313,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
     if cuda_path != "auto" and backend != "cuda":
         raise click.BadParameter(f"{cuda_path!r} is a CUDA path: it needs --backend cuda", param_hint="'--cuda-path'")
     if backend == "cuda":
-        from .engine.cuda_backend import check_available
+        from .engine.cuda import check_available
         try:
             check_available()
         except RuntimeError as exc:
@@ -341,7 +340,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
     peak = machine_peak()
     click.echo(f"machine: {peak['description']}")
     if backend == "cuda":
-        from .engine.cuda_backend import gpu_peak
+        from .engine.cuda import gpu_peak
         gpu = gpu_peak()
         click.echo(f"gpu: {gpu['description'] if gpu else 'peak unknown (GPU rows: % peak left blank)'}")
     head = (f"{'impl':<24}{'workload':<9}{'dtype':<9}{'nets':>6}{'nets/s':>10}{'GFLOP/s':>9}{'% peak':>8}"
@@ -365,26 +364,27 @@ def info():
 
     import numba
     from .benchmark import machine_peak
-    from .engine import cuda_backend
+    from .engine import cuda as cuda_engine
     peak = machine_peak()
     click.echo(f"fastmlp {__import__('fastmlp').__version__}, numpy {np.__version__}, numba {numba.__version__}, "
                f"click {version('click')}, python {sys.version.split()[0]}")
     click.echo(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), threading layer: "
                f"{numba.config.THREADING_LAYER}")
     click.echo(f"cpu: {peak['description']}")
-    from .engine.config import VECTOR_BYTES
+    from .config import VECTOR_BYTES
     click.echo(f"simd: products on {VECTOR_BYTES}-byte vectors (FASTMLP_SIMD_BYTES=32|64 forces a width; "
                f"results do not depend on it)")
-    gpu = cuda_backend.gpu_info()
+    gpu = cuda_engine.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
     from .cluster import INSTALL, dask_available
     ok, dask_text = dask_available()
     click.echo(f"dask: {dask_text} (fastmlp grid --scheduler/--scheduler-file/--dask-workers)" if ok else
                f"dask: not importable ({dask_text}); for grids on a Dask cluster: {INSTALL}")
-    forced = {k: os.environ[k] for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES") if os.environ.get(k)}
+    from .config import env
+    forced = {k: env(k) for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES", "FASTMLP_CUDA_THREADS") if env(k)}
     click.echo(f"cuda paths: chunk (a thread per chunk of samples), block (a block per network), tiled (tiled "
-               f"products, tiles {','.join(map(str, cuda_backend.GPU_TILES))}); auto takes chunk up to "
-               f"{cuda_backend.CHUNK_MAX_PARAMS} parameters, else tiled from {cuda_backend.TILED_MIN_WIDTH} units "
+               f"products, tiles {','.join(map(str, cuda_engine.GPU_TILES))}); auto takes chunk up to "
+               f"{cuda_engine.CHUNK_MAX_PARAMS} parameters, else tiled from {cuda_engine.TILED_MIN_WIDTH} units "
                f"wide; the same bits on each" + "".join(f"; {k}={v}" for k, v in forced.items()))
 
 

@@ -394,9 +394,17 @@ def _cluster_options(dask, dry_run):
         from .cluster import connect
         if dask["dask_workers"]:
             info(f"Dask: starting a local cluster of {dask['dask_workers']} worker processes")
+        import logging
+        # a lost scheduler is reported once, by fastmlp; distributed's client would log a traceback per retry
+        quiet_client = logging.getLogger("distributed.client")
+        level = quiet_client.level
         with connect(dask["scheduler"], dask["scheduler_file"], dask["dask_workers"]) as client:
             info(f"Dask: scheduler {client.scheduler.address}")
-            yield client
+            quiet_client.setLevel(logging.CRITICAL)
+            try:
+                yield client
+            finally:
+                quiet_client.setLevel(level)
     return cluster
 
 

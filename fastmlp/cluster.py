@@ -32,6 +32,7 @@ CONNECT_TIMEOUT = 30.0       # seconds to reach a scheduler
 WORKER_TIMEOUT = 60.0        # seconds to wait for the first worker
 LOST_GRACE = 10.0            # seconds a client may be reconnecting before the scheduler counts as gone
 POLL = 0.05                  # seconds between looks at the futures (a signal is answered within this)
+SLOW_NOTE = 30.0             # seconds without a finished chunk before saying why that may be
 
 
 class MissingExtra(RuntimeError):
@@ -324,6 +325,7 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
     limit, limit_at = None, 0.0
     lost_since = None
     reported = set()
+    last_done, told_wait = time.monotonic(), False
     try:
         while True:
             now = time.monotonic()
@@ -350,8 +352,14 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
                         raise _lost(client, len(futures))
                 else:
                     lost_since = None
+                if not told_wait and futures and time.monotonic() - last_done > SLOW_NOTE:
+                    told_wait = True
+                    progress.note(f"{len(futures)} chunks in flight, none finished for {SLOW_NOTE:g} s: a worker's "
+                                  f"first chunk of a network shape compiles the engine's kernels (about a minute "
+                                  f"unless NUMBA_CACHE_DIR holds them; docs/dask.md)")
                 time.sleep(POLL)
                 continue
+            last_done = time.monotonic()
             for fut in completed.next_batch(block=False):
                 chunk = futures.pop(fut)
                 _store(plan, store, source, out, progress, fut, chunk, grid_id, reported, client)

@@ -398,13 +398,13 @@ def _cluster_options(dask, dry_run):
         # a lost scheduler is reported once, by fastmlp; distributed's client would log a traceback per retry
         quiet_client = logging.getLogger("distributed.client")
         level = quiet_client.level
-        with connect(dask["scheduler"], dask["scheduler_file"], dask["dask_workers"]) as client:
-            info(f"Dask: scheduler {client.scheduler.address}")
-            quiet_client.setLevel(logging.CRITICAL)
-            try:
+        try:
+            with connect(dask["scheduler"], dask["scheduler_file"], dask["dask_workers"]) as client:
+                info(f"Dask: scheduler {client.scheduler.address}")
+                quiet_client.setLevel(logging.CRITICAL)
                 yield client
-            finally:
-                quiet_client.setLevel(level)
+        finally:                  # after the client's close, which retries a lost scheduler too
+            quiet_client.setLevel(level)
     return cluster
 
 

@@ -11,6 +11,11 @@ trains every network independently (counter-based randomness), and metrics are c
 Interruption: :func:`graceful_stop` turns the first SIGINT or SIGTERM into a request to stop after the chunk in
 progress is stored; a second SIGINT abandons that chunk. Either way every stored chunk stays, and rerunning the
 same grid trains only what is missing.
+
+Nothing here holds a whole grid: the runs are expanded lazily (:class:`fastmlp.grid.GridRuns`), the stored ones
+are counted from the database's rows (:func:`stored_runs`), and :class:`ChunkSource` claims a window of runs at a
+time. :func:`execute` trains the chunks in this process, or, given a Dask ``client``, on that cluster's workers
+(:mod:`fastmlp.cluster`).
 """
 from __future__ import annotations
 
@@ -21,14 +26,14 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .data import BUILTIN, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
-from .grid import GridError, GridRuns, group_runs, hidden_text, target_loss_value
+from .grid import GridError, GridRuns, hidden_text, target_loss_value
 from .grid import Run
 from .init import init_batch
 from .layout import Layout

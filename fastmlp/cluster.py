@@ -17,6 +17,8 @@ a scheduler that goes away is an error, not a wait.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import os
@@ -32,6 +34,7 @@ CONNECT_TIMEOUT = 30.0       # seconds to reach a scheduler
 WORKER_TIMEOUT = 60.0        # seconds to wait for the first worker
 LOST_GRACE = 10.0            # seconds a client may be reconnecting before the scheduler counts as gone
 POLL = 0.05                  # seconds between looks at the futures (a signal is answered within this)
+MAX_RESUBMIT = 3             # times a chunk whose result was lost (not failed) is submitted again
 SLOW_NOTE = 30.0             # seconds without a finished chunk before saying why that may be
 
 
@@ -326,6 +329,16 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
     lost_since = None
     reported = set()
     last_done, told_wait = time.monotonic(), False
+    resubmitted = {}             # id(chunk) -> times its result was lost and it was submitted again
+
+    def submit(chunk):
+        nonlocal n_submitted
+        n_submitted += 1
+        fut = client.submit(train_remote, shared, chunk.runs, chunk.keys, grid_id, budget, task_threads,
+                            __version__, pure=False, key=f"fastmlp-chunk-{tag}-{n_submitted}")
+        futures[fut] = chunk
+        completed.add(fut)
+
     try:
         while True:
             now = time.monotonic()
@@ -338,11 +351,7 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
                 if chunk is None:
                     exhausted = True
                     break
-                n_submitted += 1
-                fut = client.submit(train_remote, shared, chunk.runs, chunk.keys, grid_id, budget, task_threads,
-                                    __version__, pure=False, key=f"fastmlp-chunk-{tag}-{n_submitted}")
-                futures[fut] = chunk
-                completed.add(fut)
+                submit(chunk)
             if stop or (exhausted and not futures):
                 break
             if not completed.has_ready():
@@ -362,17 +371,30 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
             last_done = time.monotonic()
             for fut in completed.next_batch(block=False):
                 chunk = futures.pop(fut)
-                _store(plan, store, source, out, progress, fut, chunk, grid_id, reported, client)
+                status, result = _outcome(fut)
+                if status not in ("finished", "error") and client.status == "running":
+                    # its result went with a worker that died, or the scheduler dropped it: run it again
+                    n = resubmitted[id(chunk)] = resubmitted.get(id(chunk), 0) + 1
+                    if n <= MAX_RESUBMIT:
+                        note = ""
+                        if shared.status != "finished":
+                            # the plan went with the worker(s) that held it: scattered data has no recipe
+                            shared = client.scatter(plan, broadcast=True, hash=False)
+                            note = "; the plan is sent to the workers again"
+                        progress.note(f"a chunk of {len(chunk.runs)} runs came back {status} (a worker left?); "
+                                      f"submitted again{note}")
+                        submit(chunk)
+                        continue
+                _store(plan, store, source, out, progress, status, result, chunk, grid_id, reported, client)
     finally:
         # keep what finished, cancel the rest and give its runs back
         left = []
         for fut, chunk in futures.items():
             if fut.status == "finished":
-                try:
-                    _store(plan, store, source, out, progress, fut, chunk, grid_id, reported, client)
+                status, result = _outcome(fut)
+                if status == "finished":
+                    _store(plan, store, source, out, progress, status, result, chunk, grid_id, reported, client)
                     continue
-                except Exception:
-                    pass
             left.append((fut, chunk))
         if left:
             try:
@@ -395,21 +417,42 @@ def _lost(client, n):
                         f"run the same command again (with a working scheduler, or without one) to resume")
 
 
-def _store(plan, store, source, out, progress, fut, chunk, grid_id, reported, client):
+def _outcome(fut):
+    """``(status, value)`` of a completed future: its rows and seconds, or its exception; a result that was
+    cancelled (or lost) between completing and being fetched counts as ``"cancelled"``."""
+    status = fut.status
+    try:
+        if status == "finished":
+            return status, fut.result()
+        if status == "error":
+            return status, fut.exception()
+    except (concurrent.futures.CancelledError, asyncio.CancelledError):
+        pass
+    except Exception as e:               # fetching failed: the worker holding the result left
+        if fut.status == "finished":
+            return "lost", e
+    return ("cancelled" if status == "finished" else status), None
+
+
+def _store(plan, store, source, out, progress, status, result, chunk, grid_id, reported, client):
     """Store one completed chunk: its rows, or its runs as failed with the error the chunk raised."""
-    if fut.status == "finished":
-        rows, seconds = fut.result()
+    if status == "finished":
+        rows, seconds = result
         source.measured(chunk, seconds)
         out.chunk_seconds += seconds
         out.engine_calls += 1
-    elif fut.status == "error":
-        exc = fut.exception()
+    elif status == "error":
+        exc = result
         message = f"{type(exc).__name__}: {exc}"
         rows = failed_rows(plan, chunk.runs, chunk.keys, grid_id, message)
         if message not in reported:
             reported.add(message)
             progress.note(f"a chunk of {len(rows)} runs failed on the cluster and is stored as failed: {message}")
-    else:                         # cancelled: by the scheduler going away, or by someone else
+    elif client.status == "running":      # lost again and again
+        message = f"the chunk's result was lost {MAX_RESUBMIT + 1} times (status {status})"
+        rows = failed_rows(plan, chunk.runs, chunk.keys, grid_id, message)
+        progress.note(f"a chunk of {len(rows)} runs is stored as failed: {message}")
+    else:                         # cancelled: by the scheduler going away
         raise _lost(client, 1)
     store.save(rows)
     out.n_trained += len(rows)

@@ -183,6 +183,30 @@ def test_a_stopped_cluster_grid_finishes_locally_identical(client, tmp_path):
     assert db_rows(tmp_path / "dask.db") == local_run(tmp_path / "local.db", LIGHT)
 
 
+def test_a_plan_lost_from_the_cluster_is_sent_again(client, tmp_path):
+    # the scattered plan has no recipe: if the workers holding it die (Dask's memory manager may have dropped the
+    # other replicas), every chunk that needs it comes back cancelled
+    notes = []
+
+    class LoseThePlan(Progress):
+        lost = False
+
+        def advance(self, n):
+            if not self.lost:
+                self.lost = True
+                plans = [distributed.Future(k, client) for k in list(client.futures) if str(k).startswith("Plan-")]
+                assert plans
+                client.cancel(plans, force=True)
+
+        def note(self, text):
+            notes.append(text)
+
+    out = run_grid(dict(LIGHT, chunk_size=2), tmp_path / "dask.db", client=client, progress=LoseThePlan())
+    assert out.n_trained == 32
+    assert any("the plan is sent to the workers again" in n for n in notes), notes
+    assert db_rows(tmp_path / "dask.db") == local_run(tmp_path / "local.db", LIGHT)
+
+
 def test_workers_of_another_version_are_refused_before_training(client, tmp_path, monkeypatch):
     import re
 

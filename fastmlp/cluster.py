@@ -412,9 +412,10 @@ def execute_on_cluster(plan, store, client, *, progress=None, stop=None, grid_id
 
 def _lost(client, n):
     where = getattr(getattr(client, "scheduler", None), "address", None) or "?"
-    return ClusterError(f"lost the connection to the Dask scheduler at {where} (client {client.status}); {n} "
-                        f"chunk{'s' * (n != 1)} in flight {'were' if n != 1 else 'was'} not stored. Every chunk already stored is kept: "
-                        f"run the same command again (with a working scheduler, or without one) to resume")
+    chunks = f"{n} chunk{'s' * (n != 1)} in flight {'were' if n != 1 else 'was'}"
+    return ClusterError(f"lost the connection to the Dask scheduler at {where} (client {client.status}); {chunks} "
+                        f"not stored. Every chunk already stored is kept: run the same command again (with a "
+                        f"working scheduler, or without one) to resume")
 
 
 def _outcome(fut):

@@ -240,18 +240,20 @@ def test_missing_extra_is_a_usage_error(monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------------------ command line, processes
 
-def test_sigint_cancels_keeps_finished_chunks_and_a_local_rerun_completes(scheduler_file, heavy_local, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_cancels_keeps_finished_chunks_and_a_local_rerun_completes(scheduler_file, heavy_local, tmp_path,
+                                                                            sig, code):
     path = tmp_path / "int.db"
     proc = grid_process(HEAVY_ARGS + ["--scheduler-file", scheduler_file[0]], path)
     try:
         wait_until(lambda: stored(path) > 0 or proc.poll() is not None, 120, "the first stored chunk")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert "Interrupted by SIGINT" in err and "run the same command again" in err
+    assert proc.returncode == code, err
+    assert f"Interrupted by {sig.name}" in err and "run the same command again" in err
     n = stored(path)
     assert 0 < n < 16 and claims(path) == 0
     result = CliRunner().invoke(grid, HEAVY_ARGS + ["--out", str(path), "--json"])     # no cluster

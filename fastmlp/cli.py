@@ -21,13 +21,19 @@ def hidden_option(value):
         raise click.BadParameter(str(e), param_hint="'--hidden'") from None
 
 
-def load_data(dataset, data_file, target, n_samples=None, seed=0):
+def load_data(dataset, data_file, target, n_samples=None, seed=0, data_dir=None, data_options=()):
     """The dataset a command names, or a usage error that says what is wrong."""
+    from .grid import GridError, parse_data_options
+    try:
+        options = parse_data_options(data_options)
+    except GridError as e:
+        raise click.BadParameter(str(e), param_hint="'--data-option'") from None
     try:
         return _data.load_dataset(dataset, data_file=data_file, target=target, n_samples=n_samples,
-                                  seed=seed)
-    except (ValueError, FileNotFoundError) as e:
-        raise click.BadParameter(str(e), param_hint="'--dataset'/'--data-file'/'--target'") from None
+                                  seed=seed, data_dir=data_dir, **options)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise click.BadParameter(str(e), param_hint="'--dataset'/'--data-file'/'--data-dir'/'--data-option'"
+                                 "/'--target'") from None
 
 
 def usage_errors(fn):
@@ -66,9 +72,15 @@ def training_options(fn=None, *, steps=1000, lr=0.1):
     opts = [
         click.option("--dataset", default="spirals", show_default=True,
                      help=f"One of {', '.join(_data.DATASETS)}, or a path to a .csv file."),
-        click.option("--data-file", type=click.Path(dir_okay=False), help="The file of 'titanic' or 'csv'."),
+        click.option("--data-file", type=click.Path(dir_okay=False),
+                     help="The file of 'titanic' or 'csv'; the Keras .npz of 'mnist' or 'fashion_mnist'."),
+        click.option("--data-dir", type=click.Path(file_okay=False),
+                     help="Directory of the IDX files (or .npz) of 'mnist' or 'fashion_mnist'."),
+        click.option("--data-option", multiple=True, metavar="KEY=VALUE",
+                     help="Further argument of the dataset, e.g. noise=0.2, pixels=centered (repeatable)."),
         click.option("--target", help="Target column of a CSV file."),
-        click.option("--n-samples", type=click.IntRange(min=1), help="Samples of a generated dataset."),
+        click.option("--n-samples", type=click.IntRange(min=1),
+                     help="Samples of a generated dataset, or a random subset of a real one."),
         click.option("--hidden", default="16", show_default=True, callback=lambda c, p, v: hidden_option(v),
                      help="Hidden widths: 16, 32x3 (3 layers of 32) or 64,32; 0 for none."),
         click.option("--activation", type=click.Choice(ACTIVATIONS), default="tanh", show_default=True),
@@ -149,9 +161,14 @@ def _json_safe(obj):
 @click.option("--init", "scheme", type=click.Choice(SCHEMES), default="xavier_normal", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplier of the init's weights.")
 @click.option("--init-value", type=float, default=0.5, show_default=True, help="The weight of --init constant.")
+@click.option("--sigma-w2", type=float, default=1.0, show_default=True,
+              help="Of --init meanfield: weights N(0, sigma_w2/fan_in).")
+@click.option("--sigma-b2", type=float, default=0.0, show_default=True,
+              help="Of --init meanfield: biases N(0, sigma_b2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def train(dataset, data_file, target, n_samples, hidden, activation, optimizer, lr, momentum, steps, batch_size,
-          dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale, init_value, seed):
+def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, activation, optimizer, lr,
+          momentum, steps, batch_size, dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale,
+          init_value, sigma_w2, sigma_b2, seed):
     """Train one network and print its loss curve summary and diagnostics.
 
     \b
@@ -160,16 +177,18 @@ def train(dataset, data_file, target, n_samples, hidden, activation, optimizer, 
       fastmlp train --dataset titanic --data-file train.csv --hidden 4 --init constant --lr 0.01
     """
     from .train import train as train_one
-    ds = load_data(dataset, data_file, target, n_samples)
+    ds = load_data(dataset, data_file, target, n_samples, data_dir=data_dir, data_options=data_option)
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every)
-    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value))
+    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value, sigma_w2=sigma_w2, sigma_b2=sigma_b2))
     _check_backend(backend)
     res = usage_errors(lambda: train_one(net, ds.X, ds.y, init=init, seed=seed, training=tr, dtype=dtype,
                                          backend=backend, track_grad_norms=True))
     out = _run_summary(res, 0, ds, np.dtype(dtype))
     out.update(dataset=ds.name, hidden=list(hidden), activation=activation, init=scheme, scale=scale, seed=seed,
                optimizer=optimizer, lr=lr, steps=steps, dtype=dtype, backend=backend)
+    if scheme == "meanfield":
+        out.update(sigma_w2=sigma_w2, sigma_b2=sigma_b2)
     if as_json:
         click.echo(json.dumps(_json_safe(out)))
         return
@@ -224,7 +243,8 @@ def reading(row, width, best_loss):
 @main.command()
 @training_options(steps=3000, lr=0.5)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimizer, lr, momentum, steps, batch_size,
+def symmetry(dataset, data_file, data_dir, data_option, target, n_samples, hidden, activation, optimizer, lr,
+             momentum, steps, batch_size,
              dropout, weight_decay, dtype, backend, record_every, as_json, seed):
     """The symmetry story, measured: canonical starts trained side by side in one engine call.
 
@@ -239,7 +259,7 @@ def symmetry(dataset, data_file, target, n_samples, hidden, activation, optimize
     """
     from .init import init_batch
     from .train import train_batch
-    ds = load_data(dataset, data_file, target, n_samples)
+    ds = load_data(dataset, data_file, target, n_samples, data_dir=data_dir, data_options=data_option)
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, 0.0, weight_decay, record_every)
     _check_backend(backend)
@@ -390,6 +410,11 @@ def info():
 
 for _command in GRID_COMMANDS:
     main.add_command(_command)
+
+from .cli_experiment import experiment as _experiment  # noqa: E402  (after main: registered on it)
+main.add_command(_experiment)
+from .cli_theory import theory as _theory  # noqa: E402  (the command module imports this one's helpers)
+main.add_command(_theory)
 
 
 if __name__ == "__main__":

@@ -347,6 +347,8 @@ class GridSpec:
     epochs: list | None = None
     init: list = field(default_factory=lambda: ["xavier_normal"])
     scale: list = field(default_factory=lambda: [1.0])
+    sigma_w2: list = field(default_factory=lambda: [1.0])     # of --init meanfield only
+    sigma_b2: list = field(default_factory=lambda: [0.0])
     lr: list = field(default_factory=lambda: [0.1])
     momentum: list = field(default_factory=lambda: [0.9])
     weight_decay: list = field(default_factory=lambda: [0.0])
@@ -356,6 +358,7 @@ class GridSpec:
     # fixed settings
     dataset: str = "spirals"
     data_file: str | None = None
+    data_dir: str | None = None
     target: str | None = None
     n_samples: int | None = None
     data_seed: int = 0
@@ -442,6 +445,12 @@ class GridSpec:
             spec.steps = []
         if "scale" in s:
             spec.scale = floats("scale", Init._parameter_constraints["scale"])
+        for key in ("sigma_w2", "sigma_b2"):
+            if key in s:
+                setattr(spec, key, floats(key, Init._parameter_constraints[key]))
+                if "meanfield" not in spec.init:
+                    raise GridError("--" + key.replace("_", "-"), "applies to --init meanfield only (weights "
+                                    "N(0, sigma_w2 / fan_in), biases N(0, sigma_b2)); add meanfield to --init")
         if "lr" in s:
             spec.lr = floats("lr", training["lr"])
         if "momentum" in s:
@@ -458,7 +467,7 @@ class GridSpec:
                 raise GridError("--dataset", f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)} "
                                              f"or a path to a .csv file")
             spec.dataset = name
-        for key in ("data_file", "target"):
+        for key in ("data_file", "data_dir", "target"):
             if s.get(key) is not None:
                 setattr(spec, key, str(s[key]))
         for key in ("n_samples", "chunk_size"):
@@ -510,7 +519,10 @@ class GridSpec:
         d = {"hidden": self.hidden, "activation": self.activation, "optimizer": self.optimizer,
              "batch_size": self.batch_size}
         d["epochs" if self.epochs else "steps"] = self.epochs or self.steps
-        d.update(init=self.init, scale=self.scale, lr=self.lr, momentum=self.momentum,
+        d.update(init=self.init, scale=self.scale)
+        if "meanfield" in self.init:
+            d.update(sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        d.update(lr=self.lr, momentum=self.momentum,
                  weight_decay=self.weight_decay, dropout=self.dropout, dtype=self.dtype, seed=self.seeds)
         return d
 
@@ -598,14 +610,30 @@ class Run:
     seed: int
     epochs: int | None = None
     record_every: int = 1
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
 
     def settings(self):
-        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not)."""
-        return {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
-                "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
-                "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
-                "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
-                "seed": int(self.seed)}
+        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not).
+
+        ``sigma_w2`` and ``sigma_b2`` enter only for ``meanfield``, so the keys of every other scheme's runs are
+        those of databases made before these axes existed.
+        """
+        d = {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
+             "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
+             "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
+             "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
+             "seed": int(self.seed)}
+        if self.init == "meanfield":
+            d.update(sigma_w2=float(self.sigma_w2), sigma_b2=float(self.sigma_b2))
+        return d
+
+    def init_spec(self):
+        """The :class:`fastmlp.Init` of this run."""
+        from .spec import Init
+        if self.init == "meanfield":
+            return Init(self.init, scale=self.scale, sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        return Init(self.init, scale=self.scale)
 
     def key(self, dataset_key):
         """A stable run key: a hash of the canonical JSON of the settings and the dataset identity."""
@@ -622,6 +650,19 @@ class Run:
 def default_record_every(steps):
     """Record at most about 500 points of a loss curve."""
     return max(1, -(-int(steps) // 500))
+
+
+def init_variants(spec):
+    """The init axis with the meanfield axes folded in: ``(init, sigma_w2, sigma_b2)`` per value, one per
+    ``sigma_w2 x sigma_b2`` point for ``meanfield`` and ``(init, None, None)`` for every other scheme (which the
+    sigma axes do not multiply)."""
+    out = []
+    for init in spec.init:
+        if init == "meanfield":
+            out += [(init, float(w), float(b)) for w in spec.sigma_w2 for b in spec.sigma_b2]
+        else:
+            out.append((init, None, None))
+    return out
 
 
 def expand(spec, n_train):
@@ -649,6 +690,7 @@ class GridGroup:
     ``len`` and ``first`` cost nothing.
     """
 
+    # "init" holds (init, sigma_w2, sigma_b2) triples: init_variants
     AXES = ("init", "scale", "lr", "momentum", "weight_decay", "dropout", "seed")
 
     def __init__(self, fixed, axes):
@@ -659,19 +701,22 @@ class GridGroup:
     def __len__(self):
         return self.size
 
+    def run(self, head, seed):
+        """The Run of this group with the values ``head`` (of AXES but the seed, in order) and ``seed``."""
+        (init, sw, sb), scale, lr, momentum, wd, dropout = head
+        return Run(**self.fixed, init=init, sigma_w2=sw, sigma_b2=sb, scale=scale, lr=lr, momentum=momentum,
+                   weight_decay=wd, dropout=dropout, seed=int(seed))
+
     def __iter__(self):
-        names = self.AXES[:-1]
-        fixed = self.fixed
         axes = list(self.axes.values())
         # seeds are looped over, not handed to itertools.product, which would copy a range into a tuple
-        for values in itertools.product(*axes[:-1]):
-            head = dict(zip(names, values))
+        for head in itertools.product(*axes[:-1]):
             for seed in axes[-1]:
-                yield Run(**fixed, **head, seed=int(seed))
+                yield self.run(head, seed)
 
     @property
     def first(self):
-        return Run(**self.fixed, **{k: v[0] for k, v in self.axes.items()})
+        return self.run([v[0] for v in list(self.axes.values())[:-1]], self.axes["seed"][0])
 
     @property
     def key(self):
@@ -680,7 +725,9 @@ class GridGroup:
 
     def contains(self, run):
         """Whether ``run``'s varying settings are points of this group's axes (its shape is not checked)."""
-        return all(getattr(run, name) in values for name, values in self._sets().items())
+        sets = self._sets()
+        return (run.init, run.sigma_w2, run.sigma_b2) in sets["init"] and \
+            all(getattr(run, name) in values for name, values in sets.items() if name != "init")
 
     def _sets(self):
         if not hasattr(self, "_value_sets"):
@@ -731,7 +778,7 @@ class GridRuns:
             out = []
             for opt, fixed in self._outer():
                 for dtype in spec.dtype:
-                    axes = {"init": list(spec.init), "scale": [float(v) for v in spec.scale],
+                    axes = {"init": init_variants(spec), "scale": [float(v) for v in spec.scale],
                             "lr": [float(v) for v in spec.lr],
                             "momentum": [None] if opt == "sgd" else [float(v) for v in spec.momentum],
                             "weight_decay": [float(v) for v in spec.weight_decay],
@@ -750,12 +797,10 @@ class GridRuns:
         for _ in self._outer():
             row = [next(groups) for _ in spec.dtype]
             inner = list(row[0].axes.values())
-            for values in itertools.product(*inner[:-1]):
+            for head in itertools.product(*inner[:-1]):
                 for g in row:
-                    fixed = g.fixed
-                    head = dict(zip(GridGroup.AXES[:-1], values))
                     for seed in inner[-1]:
-                        yield Run(**fixed, **head, seed=int(seed))
+                        yield g.run(head, seed)
 
     def __getitem__(self, i):
         if not isinstance(i, int):
@@ -780,8 +825,8 @@ class GridRuns:
             for name in reversed(GridGroup.AXES[:-1]):
                 axis = row[g].axes[name]
                 head, j = divmod(head, len(axis))
-                values.append((name, axis[j]))
-            return Run(**row[g].fixed, **dict(values), seed=int(row[g].axes["seed"][s]))
+                values.append(axis[j])
+            return row[g].run(values[::-1], row[g].axes["seed"][s])
         raise IndexError(i)       # pragma: no cover - the sizes add up to len(self)
 
     def group_of(self, run):

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import BUILTIN, load_dataset
+from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
 from .grid import GridError, GridRuns, hidden_text, target_loss_value
 from .grid import Run
 from .init import init_batch
 from .layout import Layout
-from .spec import Init, Network, Training, parse_hidden
+from .spec import Network, Training, parse_hidden
 from .store import encode_curve
 from .train import as_targets, train_batch
 
@@ -96,23 +96,30 @@ def load_data(spec):
     name = spec.dataset
     kwargs = dict(spec.data_options)
     is_file = name.lower().endswith(".csv") or name not in BUILTIN
+    seeded = name in SEEDED
     if spec.data_file is not None:
         kwargs["data_file"] = spec.data_file
+    if getattr(spec, "data_dir", None) is not None:
+        kwargs["data_dir"] = spec.data_dir
     if spec.target is not None:
         kwargs["target"] = spec.target
     if spec.n_samples is not None:
         kwargs["n_samples"] = spec.n_samples
-    if not is_file:
+    if seeded:
         kwargs["seed"] = spec.data_seed
-    file_option = "--data-file" if spec.data_file else "--dataset"
+    file_option = "--data-file" if spec.data_file else "--data-dir" if kwargs.get("data_dir") else "--dataset"
     try:
         d = load_dataset(name, **kwargs)
     except FileNotFoundError as e:
         raise GridError(file_option, str(e)) from None
+    except ImportError as e:
+        raise GridError("--dataset", str(e)) from None
     except (ValueError, TypeError) as e:
         text = str(e)
+        named = [k for k in spec.data_options if k in text]
         option = ("--n-samples" if "n_samples" in text else "--target" if "target" in text
-                  else file_option if is_file else "--data-option" if spec.data_options else "--dataset")
+                  else "--data-option" if named else file_option if is_file
+                  else "--data-option" if spec.data_options else "--dataset")
         raise GridError(option, text) from None
     except (OSError, UnicodeDecodeError) as e:
         raise GridError(file_option, f"cannot read the data: {e}") from None
@@ -123,7 +130,7 @@ def load_data(spec):
         except ValueError as e:
             raise GridError("--val-split", str(e)) from None
     options = {k: v for k, v in kwargs.items() if k != "seed"}
-    if not is_file:
+    if seeded:
         options["seed"] = spec.data_seed
     identity = {"name": d.name, "source": name, "options": options, "task": d.task, "n_samples": d.n_samples,
                 "n_features": d.n_features, "n_outputs": d.n_outputs, "sha256": _data_hash(d),
@@ -235,15 +242,16 @@ def stored_runs(plan, store):
     index = {id(g): i for i, g in enumerate(plan.groups())}
     dk = plan.dataset_key
     cols = ("run_key", "hidden", "activation", "optimizer", "batch_size", "steps", "init", "scale", "lr",
-            "momentum", "weight_decay", "dropout", "dtype", "seed")
-    q = f"SELECT {', '.join(cols)} FROM runs WHERE status != 'failed'"
+            "momentum", "weight_decay", "dropout", "dtype", "seed", "sigma_w2", "sigma_b2")
+    absent = set(store._absent_columns())         # a database made before a column existed
+    q = f"SELECT {', '.join(f'NULL AS {c}' if c in absent else c for c in cols)} FROM runs WHERE status != 'failed'"
     for row in store.conn.execute(q):
         try:
             run = Run(hidden=parse_hidden(row["hidden"]), activation=row["activation"],
                       optimizer=row["optimizer"], batch_size=row["batch_size"], steps=row["steps"],
                       init=row["init"], scale=row["scale"], lr=row["lr"], momentum=row["momentum"],
                       weight_decay=row["weight_decay"], dropout=row["dropout"], dtype=row["dtype"],
-                      seed=row["seed"])
+                      seed=row["seed"], sigma_w2=row["sigma_w2"], sigma_b2=row["sigma_b2"])
         except (ValueError, TypeError):
             continue
         g = plan.runs.group_of(run)
@@ -507,7 +515,7 @@ def _base_row(plan, run, key, network, grid_id):
         "run_key": key, "dataset": plan.data.identity["name"], "hidden": hidden_text(run.hidden),
         "depth": len(run.hidden), "width": max(run.hidden) if run.hidden else 0,
         "n_params": Layout(network.sizes).n_params, "activation": run.activation, "output": network.output,
-        "init": run.init, "scale": run.scale, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
+        "init": run.init, "scale": run.scale, "sigma_w2": run.sigma_w2, "sigma_b2": run.sigma_b2, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
         "momentum": run.momentum, "weight_decay": run.weight_decay, "dropout": run.dropout,
         "batch_size": run.batch_size, "steps": run.steps, "epochs": run.epochs, "record_every": run.record_every,
         "dtype": run.dtype, "backend": plan.spec.backend, "target_loss": plan.target_loss, "grid_id": grid_id,
@@ -545,7 +553,7 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
         training = Training(optimizer=r0.optimizer, lr=r0.lr, momentum=r0.momentum or 0.0, steps=r0.steps,
                             batch_size=r0.batch_size, record_every=r0.record_every)
         seeds = np.array([r.seed for r in runs], dtype=np.int64)
-        p0 = init_batch(network, [Init(r.init, scale=r.scale) for r in runs], seeds, r0.dtype)
+        p0 = init_batch(network, [r.init_spec() for r in runs], seeds, r0.dtype, X=train.X)
         res = train_batch(network, train.X, train.y, p0, training=training,
                           lr=np.array([r.lr for r in runs]),
                           momentum=np.array([r.momentum or 0.0 for r in runs]),

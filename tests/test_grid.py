@@ -195,16 +195,18 @@ def _expand_eagerly(spec, n_train):
     """The plain definition: the Cartesian product of the axes, normalised, duplicates dropped (first kept)."""
     import itertools
     runs = {}
-    for hidden, act, opt, bs, length, init, scale, lr, mom, wd, drop, dtype, seed in itertools.product(
-            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps, spec.init,
-            spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype, spec.seeds):
+    from fastmlp.grid import init_variants
+    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
+            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
+            spec.seeds):
         batch = None if bs is None or bs >= n_train else int(bs)
         steps = int(length) * -(-n_train // (batch or n_train)) if spec.epochs else int(length)
         run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps, init=init,
                   scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
                   weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed),
                   epochs=int(length) if spec.epochs else None,
-                  record_every=spec.record_every or max(1, -(-steps // 500)))
+                  record_every=spec.record_every or max(1, -(-steps // 500)), sigma_w2=sw, sigma_b2=sb)
         runs.setdefault(run.settings().__repr__(), run)
     return list(runs.values())
 
@@ -213,6 +215,7 @@ def _expand_eagerly(spec, n_train):
     {"optimizer": "sgd,adam", "momentum": "0.5,0.9", "batch_size": "500,full,32,64", "dtype": "float32,float64",
      "seeds": "3", "hidden": ["4", "0", "4x2"], "scale": "0,1"},
     {"epochs": "2,3", "batch_size": "16,full", "init": "zeros,normal", "lr": "0.1,1", "seeds": "2:5"},
+    {"init": "normal,meanfield,zeros", "sigma_w2": "1,2,3", "sigma_b2": "0,0.05", "seeds": "2", "scale": "1,2"},
 ])
 def test_lazy_expansion_is_the_product_without_duplicates(settings):
     from fastmlp.grid import GridRuns

@@ -139,6 +139,13 @@ def test_cluster_database_equals_local_row_for_row(client, tmp_path):
     assert len(facts) == 1 and "2 workers x 1 thread, 1 engine thread per chunk" in facts[0]
 
 
+def test_meanfield_and_lsuv_on_the_cluster_equal_local(client, tmp_path):
+    settings = dict(LIGHT, init="meanfield,lsuv", sigma_w2="1,2.5", sigma_b2="0,0.05", scale="1", seeds="0:2",
+                    chunk_size=3)
+    run_grid(settings, tmp_path / "dask.db", client=client)
+    assert db_rows(tmp_path / "dask.db") == local_run(tmp_path / "local.db", settings)
+
+
 def test_a_chunk_that_raises_is_stored_failed_and_the_grid_goes_on(tmp_path, monkeypatch):
     # threads, not processes: the patched function is the one the worker calls
     import fastmlp.cluster as cluster

@@ -36,10 +36,11 @@ HEAVY_ARGS = ["--dataset", "spirals", "--n-samples", "300", "--hidden", "16", "-
 
 
 def db_rows(path):
-    """Every stored number of every run, without the bookkeeping (times, grid ids, backend)."""
+    """Every stored number of every run, without the bookkeeping (times, grid ids, backend), by run key (chunks
+    are stored in completion order, and runs that differ only in sigma_w2/sigma_b2 tie in fetch's order)."""
     with Store.open(path) as s:
-        return [{k: v for k, v in r.items() if k not in BOOKKEEPING_COLUMNS}
-                for r in s.fetch(columns=list(COLUMN_NAMES))]
+        return sorted(({k: v for k, v in r.items() if k not in BOOKKEEPING_COLUMNS}
+                       for r in s.fetch(columns=list(COLUMN_NAMES))), key=lambda r: r["run_key"])
 
 
 def claims(path):

@@ -155,7 +155,7 @@ class Training:
         ``"sgd"``, ``"momentum"`` (classical, ``v = mu v + g; w -= lr v``), ``"nesterov"``
         (``w -= lr (g + mu v)``) or ``"adam"`` (``momentum`` is its beta1).
     lr : float
-        Learning rate, > 0.
+        Learning rate, > 0 (default 0.1, the default of ``fastmlp train`` and ``fastmlp grid`` too).
     momentum : float
         Momentum coefficient (beta1 for Adam), in [0, 1).
     weight_decay : float
@@ -172,7 +172,7 @@ class Training:
         Adam's second-moment decay and epsilon.
     """
     optimizer: str = "sgd"
-    lr: float = 0.01
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 0.0
     dropout: float = 0.0

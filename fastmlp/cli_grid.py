@@ -150,7 +150,11 @@ def check_filters_match(store, flt, rows):
         raise click.UsageError(f"{store.path} holds no runs yet")
     for col, wanted in flt.items():
         if not any(_matches(r[col], w) for r in every for w in wanted):
-            values = sorted({r[col] for r in every}, key=lambda v: row_sort_key([col])({col: v}))
+            if col == "init":
+                from .plots import _init_order
+                values = _init_order({r[col] for r in every})
+            else:
+                values = sorted({r[col] for r in every}, key=lambda v: row_sort_key([col])({col: v}))
             shown = ", ".join(_shown(col, v) for v in values)
             given = ",".join(architecture_label(w) if col == "hidden" else str(w) for w in wanted)
             raise click.UsageError(f"no runs match --filter {col}={given}; {col} holds: {shown} "

@@ -155,11 +155,11 @@ def reading(d, reference_loss=None):
         if d["all distinct"] == n:
             parts[-1] = f"symmetry broken in all {n} runs (every unit distinct)"
     if reference_loss:
-        parts.append(f"learned (mean loss below half the class prior) {_scales_text(d['learned_scales'], d['scales'])}")
+        parts.append(f"mean final loss below half the class prior {_scales_text(d['learned_scales'], d['scales'])}")
     if d["configs"]:
         if d["same_across_seeds"] == d["configs"]:
             parts.append(f"every seed gave the identical final loss in all {d['configs']} configurations: "
-                         f"the start does not depend on the seed")
+                         f"the seed changed nothing")
         elif d["seed_spread"] is not None:
             parts.append(f"seeds spread the final loss by a median standard deviation of {_g(d['seed_spread'])}"
                          + (f" (identical in {d['same_across_seeds']} of {d['configs']} configurations)"

@@ -391,3 +391,18 @@ def test_readme_is_a_front_door_whose_quick_start_parses(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = cli(*command[1:], "--dry-run")
     assert "Architectures" in r.output
+
+
+def test_readme_library_snippet_runs_and_prints_what_it_says(capsys):
+    import re
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    printed = capsys.readouterr().out
+    claimed = re.search(r"# \(array\(\[([0-9.]+)\]\), array\(\[([0-9.]+)\]\)\)", code)
+    loss, acc = scope["fastmlp"].loss_and_accuracy(scope["net"], scope["res"].params, scope["data"].X,
+                                                   scope["data"].y)
+    assert round(float(loss[0]), 3) == float(claimed.group(1)) and round(float(acc[0]), 3) == float(claimed.group(2))
+    assert "[16]" in printed and scope["batch"].params.shape == (512, 65)

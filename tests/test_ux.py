@@ -405,4 +405,4 @@ def test_readme_library_snippet_runs_and_prints_what_it_says(capsys):
     loss, acc = scope["fastmlp"].loss_and_accuracy(scope["net"], scope["res"].params, scope["data"].X,
                                                    scope["data"].y)
     assert round(float(loss[0]), 3) == float(claimed.group(1)) and round(float(acc[0]), 3) == float(claimed.group(2))
-    assert "[16]" in printed and scope["batch"].params.shape == (512, 65)
+    assert "[16]" in printed and scope["batch"].params.shape == (64, 65)

@@ -31,6 +31,7 @@ AXIS_COLUMNS = ("scale", "depth", "width", "hidden", "lr", "init", "activation",
 _Y_PREFERENCE = ("depth", "hidden", "width", "lr", "activation", "optimizer", "init", "batch_size", "momentum",
                  "weight_decay", "dropout", "steps", "dtype")
 MAX_PANELS = 12
+MAX_WIDTH = 11.0       # inches: a figure's widest
 
 
 class MissingDependency(RuntimeError):
@@ -180,8 +181,10 @@ def heatmap(rows, metric="final_loss", x="scale", y=None, facet="auto", referenc
     for value in panels:
         sub = [r for r in rows if facet is None or r[facet] == value]
         grids.append(_cell_means(sub, metric, x, y, xs, ys))
-    cols, nrows = _panels(len(panels))
-    w = min(5.2, max(3.2, 1.6 + 0.42 * len(xs)))
+    cols, nrows = _panels(len(panels), 2)
+    # at most MAX_WIDTH inches wide, so that a page (or the report, 1100 px) shows it near its own size and
+    # the tick labels stay readable
+    w = min(5.2, max(3.2, 1.6 + 0.42 * len(xs)), (MAX_WIDTH - 1.2) / cols)
     h = min(4.5, max(2.2, 1.2 + 0.36 * len(ys)))
     fig = Figure(figsize=(w * cols + 1.2, h * nrows + 0.9), layout="constrained")
     higher = METRICS.get(metric, False)
@@ -255,8 +258,8 @@ def _facet_column(rows, exclude):
     return cols[0] if cols else None
 
 
-def _panels(n):
-    cols = min(n, 3)
+def _panels(n, most=3):
+    cols = min(n, most)
     return cols, -(-n // cols)
 
 
@@ -287,7 +290,7 @@ def scale_curves(rows, metric="final_loss", facet="auto", reference=None):
                   key=lambda k: tuple((v is None, str(type(v)), v if v is not None else 0) for v in k)) \
         if facets else [()]
     cols, nrows = _panels(len(keys))
-    fig = Figure(figsize=(4.4 * cols + 1.8, 3.3 * nrows + 0.8), layout="constrained")
+    fig = Figure(figsize=(min(4.4 * cols, MAX_WIDTH - 1.8) + 1.8, 3.3 * nrows + 0.8), layout="constrained")
     inits = _init_order({r["init"] for r in rows})
     styles = {i: line_style(k) for k, i in enumerate(inits)}
     axes, handles = [], {}
@@ -356,7 +359,7 @@ def loss_curves(rows, max_panels=MAX_PANELS):
         norm = mcolors.Normalize(min(scales), max(scales) if max(scales) > min(scales) else min(scales) + 1)
     cmap = matplotlib.colormaps["plasma"]
     cols, nrows = _panels(len(inits))
-    fig = Figure(figsize=(4.4 * cols + 1.5, 3.2 * nrows + 0.8), layout="constrained")
+    fig = Figure(figsize=(min(4.4 * cols, MAX_WIDTH - 1.5) + 1.5, 3.2 * nrows + 0.8), layout="constrained")
     axes = []
     all_positive = True
     for p, init in enumerate(inits):

@@ -673,9 +673,15 @@ def _hidden_sort(v):
 
 
 def row_sort_key(columns):
-    """A sort key for rows by ``columns`` (architectures by depth then widths)."""
+    """A sort key for rows by ``columns`` (architectures by depth then widths, init schemes in the order of
+    :data:`fastmlp.spec.SCHEMES`: from no randomness to fan-based scales)."""
+    from .spec import SCHEMES
+    order = {s: i for i, s in enumerate(SCHEMES)}
+
     def key(r):
-        return tuple(_hidden_sort(r[c]) if c == "hidden" else _sort_key(r[c]) for c in columns)
+        return tuple(_hidden_sort(r[c]) if c == "hidden" else
+                     (0, float(order[r[c]]), "") if c == "init" and r[c] in order else _sort_key(r[c])
+                     for c in columns)
     return key
 
 

@@ -316,6 +316,9 @@ def symmetry(dataset, data_file, target, features, task, n_samples, data_seed, d
     """
     from .init import init_batch
     from .train import train_batch
+    if val_split is not None:
+        raise click.BadParameter("symmetry trains and reads the whole dataset; use train --val-split for a "
+                                 "validation score", param_hint="'--val-split'")
     ds = load_bundle(dataset, data_file, target, n_samples, data_seed, data_options, features, task,
                      val_split).train
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))

@@ -217,7 +217,9 @@ GRID_HELP = """Train every network of a grid and keep each result in a results d
 
 Every axis takes a comma-separated list whose items are values or ranges: log:A:B:N (N log-spaced points
 from A to B), lin:A:B:N (N evenly spaced points), and for integer axes A:B or A:B:STEP (half-open, as
-Python's range). --seeds N means seeds 0..N-1. Repeat --hidden for several architectures.
+Python's range). --seeds N means seeds 0..N-1. An architecture is 16, 32x4 (4 layers of 32), 64-32 (64 then 32)
+or 32x2-16; repeat --hidden for several (--hidden 8,16 is refused: it could mean either). A run whose final loss
+ends above --diverge-factor (10) times its initial loss counts as diverged, as a NaN loss does.
 
 Runs already in the database are skipped, so rerunning the same command resumes an interrupted grid and a
 grown grid trains only its new points. Ctrl-C (or SIGTERM) stops after the chunk in progress is saved.
@@ -244,10 +246,11 @@ Examples:
 @click.option("--data-seed", metavar="N", help="Seed of a generated dataset.  [default: 0]")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE",
               help="Further argument of a dataset generator, e.g. noise=0.2 or arms=3 (repeatable).")
-@click.option("--features", metavar="COLUMNS", help="Feature columns of a CSV dataset, comma-separated (default: all but the "
-              "target).")
-@click.option("--task", metavar="TASK", help="binary, multiclass or regression: a CSV target's task (default: inferred; a "
-              "target with a single value needs --task regression), or the teacher dataset's.")
+@click.option("--features", metavar="COLUMNS",
+              help="Feature columns of a CSV dataset, comma-separated (default: all but the target).")
+@click.option("--task", metavar="TASK",
+              help="binary, multiclass or regression: a CSV target's task (default: inferred; a target with a "
+                   "single value needs --task regression), or the teacher dataset's.")
 @click.option("--val-split", metavar="FRACTION", help="Fraction of the data held out for validation accuracy (fixed split seed).")
 @click.option("--split-seed", metavar="N", help="Seed of the validation split.  [default: 0]")
 @click.option("--hidden", multiple=True, metavar="LAYERS",

@@ -67,7 +67,8 @@ def _number(token, option, integer):
     except ValueError:
         kind = "an integer" if integer else "a number"
         hint = ""
-        if re.search(r"\.\.|[0-9.]\s*-\s*[0-9.]|\bto\b|…", token) and not re.fullmatch(r"[-+]?[0-9.]+e-[0-9]+", token):
+        looks_like_range = re.search(r"\.\.|[0-9.]\s*-\s*[0-9.]|\bto\b|…", token)
+        if looks_like_range and not re.fullmatch(r"[-+]?[0-9.]+e-[0-9]+", token):
             hint = ("; a range is written log:START:STOP:COUNT (e.g. log:1e-3:10:25, log-spaced) or "
                     "lin:START:STOP:COUNT (evenly spaced)") + (", or START:STOP for integers" if integer else "")
         raise GridError(option, f"expected {kind}, got {token!r}{hint}") from None

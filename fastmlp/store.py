@@ -18,6 +18,12 @@ Schema (``SCHEMA_VERSION``):
 The database uses WAL journaling and a busy timeout; every chunk's rows are written in one transaction with
 ``INSERT ... ON CONFLICT`` on the run key, so an interruption loses at most the chunk in progress and a run is
 never stored twice. A failed run is retried when its grid is run again.
+
+Edges: readers (``show``, ``plot``, ``report``, ``export``, ``--dry-run``) open the file read-only, so a database
+on a read-only file or directory can be read; a writer that cannot write says so (a ``StoreError``, exit 2 on the
+command line). Every table, column and meta entry is checked on opening, so a damaged database is refused before
+any training; a foreign SQLite file is refused before anything is written to it (its journal mode included).
+A grid recorded as ``running`` whose process is gone shows as ``interrupted`` (:meth:`Store.grids`).
 """
 from __future__ import annotations
 

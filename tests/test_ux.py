@@ -322,6 +322,25 @@ def test_a_database_in_a_read_only_directory_is_readable(tiny, tmp_path):
         os.chmod(d, 0o755)
 
 
+def test_a_reader_falls_back_to_immutable_when_read_only_cannot_open(tiny, monkeypatch):
+    """What a WAL database in a read-only directory does to a mode=ro connection (it cannot make its -shm file):
+    the reader retries with immutable=1 instead of failing."""
+    real = sqlite3.connect
+    uris = []
+
+    def connect(target, *args, **kwargs):
+        uris.append(str(target))
+        conn = real(target, *args, **kwargs)
+        if "immutable" not in str(target):
+            conn.close()
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return conn
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with Store.open(tiny) as s:
+        assert len(s.fetch()) == 54
+    assert [u.split("?")[1] for u in uris] == ["mode=ro", "mode=ro&immutable=1"]
+
+
 def test_a_killed_grid_shows_as_interrupted(tiny, tmp_path):
     db = tmp_path / "k.db"
     db.write_bytes(Path(tiny).read_bytes())

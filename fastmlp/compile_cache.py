@@ -79,43 +79,80 @@ def describe_dirs(dirs=None):
     return f"{len(dirs)} __pycache__ directories under {common}" if common else ", ".join(dirs)
 
 
-class CompileWatch:
-    """Say when a command is about to compile kernels, and how long compiling took.
+def kernel_stamps():
+    """``{file: modification time}`` of the compiled kernel files: a kernel compiled anew (first use, or its
+    source changed since) writes a new file or rewrites an old one."""
+    out = {}
+    for f in cached_kernels():
+        try:
+            out[f] = f.stat().st_mtime_ns
+        except OSError:
+            pass
+    return out
 
-    Before the work: if no compiled kernel of fastmlp is on disk yet (a fresh install, or the cache off), the
-    ``say`` callback gets "compiling kernels for DTYPE, once; cached in DIR". After it: if new kernels were
-    written, ``say`` gets how long the work took, compile included. The numpy and cuda backends print nothing.
+
+class CompileWatch:
+    """Say when a command compiles kernels, and how long it took.
+
+    Before the work: with no compiled kernel of fastmlp on disk (a fresh install, or the cache off), the ``say``
+    callback gets "compiling kernels for DTYPE, once; cached in DIR" at once. Otherwise a watcher thread looks
+    at the cache every ``poll`` seconds while the work runs, and says the same as soon as kernel files are being
+    written (a first use of other kernels, or sources changed since they were cached). After it: if kernels were
+    compiled, ``say`` gets how long the work took, compile included. The numpy and cuda backends say nothing.
 
     Parameters
     ----------
     say : callable(str)
     dtypes : sequence of str
     backend : str
+    poll : float
     """
 
-    def __init__(self, say, dtypes=("float64",), backend="numba"):
-        self.say, self.dtypes, self.active = say, list(dtypes), backend == "numba"
-        self.before, self.t0, self.announced = set(), 0.0, False
+    def __init__(self, say, dtypes=("float64",), backend="numba", poll=1.0):
+        self.say, self.dtypes, self.active, self.poll = say, list(dtypes), backend == "numba", poll
+        self.before, self.t0, self.announced = {}, 0.0, False
+        self._stop, self._thread = None, None
+
+    def _compiling(self):
+        return f"compiling kernels for {', '.join(self.dtypes)}, once (tens of seconds); cached in {describe_dirs()}"
+
+    def _changed(self):
+        now = kernel_stamps()
+        return [f for f, t in now.items() if self.before.get(f) != t]
+
+    def _watch(self):
+        while not self._stop.wait(self.poll):
+            if self._changed():
+                self.announced = True
+                self.say(self._compiling())
+                return
 
     def __enter__(self):
         if not self.active:
             return self
-        self.before = cached_kernels()
+        self.before = kernel_stamps()
         self.t0 = time.perf_counter()
         if not cache_enabled():
             self.say(f"compiling kernels for {', '.join(self.dtypes)} (FASTMLP_NO_CACHE is set: not cached, "
                      f"so every run compiles them; tens of seconds)")
             self.announced = True
         elif not self.before:
-            self.say(f"compiling kernels for {', '.join(self.dtypes)}, once (tens of seconds); cached in "
-                     f"{describe_dirs()}")
+            self.say(self._compiling())
             self.announced = True
+        else:
+            import threading
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._watch, name="fastmlp-compile-watch", daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, kind, value, tb):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
         if not self.active or kind is not None:
             return False
-        new = cached_kernels() - self.before
+        new = self._changed()
         if new or (self.announced and not cache_enabled()):
             seconds = time.perf_counter() - self.t0
             self.say(f"compiled {len(new)} kernel file{'s' * (len(new) != 1)} and ran in {seconds:.1f} s; "

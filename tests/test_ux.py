@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -250,17 +251,29 @@ def test_train_table_is_in_words_with_the_reading():
 def test_info_shows_the_compile_cache_and_a_first_compile_is_announced(monkeypatch):
     assert "compile cache: on" in cli("info").output
     said = []
-    states = iter([set(), {Path("cpu.k-1.py311.1.nbc")}])
-    monkeypatch.setattr(compile_cache, "cached_kernels", lambda: next(states))
+    states = iter([{}, {Path("cpu.k-1.py311.1.nbc"): 1}])
+    monkeypatch.setattr(compile_cache, "kernel_stamps", lambda: next(states))
     with compile_cache.CompileWatch(said.append, ("float32",)):
         pass
     assert said[0].startswith("compiling kernels for float32, once") and "cached in" in said[0]
     assert said[1].startswith("compiled 1 kernel file and ran in")
-    said.clear()
-    states = iter([{Path("a.nbc")}, {Path("a.nbc")}])
-    with compile_cache.CompileWatch(said.append, ("float64",)):
-        pass
-    assert said == []                       # a warm cache: nothing to say
+    said.clear()                            # a warm cache: nothing to say
+    monkeypatch.setattr(compile_cache, "kernel_stamps", lambda: {Path("a.nbc"): 1})
+    with compile_cache.CompileWatch(said.append, ("float64",), poll=0.01):
+        time.sleep(0.05)
+    assert said == []
+    # kernels compiled during the work (other kernels than those cached, or a changed source): the watcher
+    # says so while it runs, not only afterwards
+    stamps = {Path("a.nbc"): 1}
+    monkeypatch.setattr(compile_cache, "kernel_stamps", lambda: dict(stamps))
+    with compile_cache.CompileWatch(said.append, ("float64",), poll=0.01):
+        stamps[Path("a.nbc")] = 2
+        for _ in range(500):
+            if said:
+                break
+            time.sleep(0.01)
+        assert said and said[0].startswith("compiling kernels for float64")
+    assert said[-1].startswith("compiled 1 kernel file")
 
 
 # ------------------------------------------------------------------------------------- database edges

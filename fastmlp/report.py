@@ -305,6 +305,11 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     parts.append("<h2>Runs</h2>")
     parts.append(html_table(["runs", "trained to the end", "diverged", "failed"],
                             [[c["runs"], c["done"], c["diverged"], c["failed"]]], left=()))
+    factors = sorted({g["settings"].get("diverge_factor", "unset") for g in store.grids()}, key=str)
+    rule = ", ".join("off" if f is None else "not recorded" if f == "unset" else f"{f:g}" for f in factors)
+    parts.append(f"<p>Diverged: the loss became NaN or infinite, or the final training loss ended above K times the "
+                 f"initial loss (<code>--diverge-factor</code> K: {_esc(rule or 'not recorded')}). Diverged and "
+                 f"failed runs are counted, and left out of every mean.</p>")
     if s["config_columns"]:
         parts.append(f"<p>Settings that vary: {_esc(', '.join(s['config_columns']))} (and seed). Metric: "
                      f"<code>{_esc(m)}</code> ({direction}); statistics over runs that trained to the end.</p>")

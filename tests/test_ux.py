@@ -3,7 +3,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys

@@ -381,8 +381,8 @@ def symmetry_html(rows, reference):
     if not facts["schemes"]:
         if any(r.get("depth") for r in rows):
             return ["<h2>Symmetry: did the hidden units stay copies?</h2>",
-                    '<p class="note">No run recorded its diagnostics (the grid ran with --no-diagnostics): run it '
-                    'again with --diagnostics to see which units stayed copies.</p>']
+                    '<p class="note">No run recorded its diagnostics (the grid ran with --no-diagnostics); a grid '
+                    'with --diagnostics into another database (-o) records them.</p>']
         return []
     parts = ["<h2>Symmetry: did the hidden units stay copies?</h2>",
              "<p>From each run's diagnostics: <i>never moved</i> = no weight changed (only biases learned); "

@@ -1,13 +1,12 @@
 """pytest-benchmark suites: ``python -m pytest bench/`` (not part of the test command; see README)."""
-import os
-
 import pytest
 
+from fastmlp.config import env
 from fastmlp.workloads import make_workload
 
-# FASTMLP_BENCH_NETWORKS / FASTMLP_BENCH_STEPS shrink the workloads for a quick look
-_N = os.environ.get("FASTMLP_BENCH_NETWORKS")
-_STEPS = os.environ.get("FASTMLP_BENCH_STEPS")
+# FASTMLP_BENCH_NETWORKS / FASTMLP_BENCH_STEPS shrink the workloads for a quick look (fastmlp/config.py)
+_N = env("FASTMLP_BENCH_NETWORKS")
+_STEPS = env("FASTMLP_BENCH_STEPS")
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +26,7 @@ def record(benchmark, workload, n_networks, gpu=False):
     """Attach nets/s and GFLOP/s (matrix-product model, see fastmlp.workloads) to the benchmark's JSON, and the
     % of the CPU's peak (or the GPU's, ``gpu=True``; None where it is unknown)."""
     from fastmlp.benchmark import machine_peak
-    from fastmlp.engine.cuda_backend import gpu_peak
+    from fastmlp.engine.cuda import gpu_peak
     secs = benchmark.stats.stats.min
     nets = n_networks / secs
     gflops = workload.flops_per_network() * nets / 1e9

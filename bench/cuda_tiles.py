@@ -3,18 +3,17 @@
     python bench/cuda_tiles.py WORKLOAD NETWORKS STEPS TILES [TILES ...]
     python bench/cuda_tiles.py wide 64 20 64,64,16,4,4 64,64,8,8,8
 
-``TILES`` is ``TM,TN,TK,RM,RN`` (``FASTMLP_CUDA_TILES``). Prints one JSON line per shape: the first run's seconds
+``TILES`` is ``TM,TN,TK,RM,RN`` (the engine option ``tiles``). Prints one JSON line per shape: the first run's seconds
 (with the kernels' compile), the best of two more, networks/s, GFLOP/s, % of the GPU's peak, and whether the
 final parameters are the same bits as the first shape's (they must be: the tiles change the speed only).
 """
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-from fastmlp.engine.cuda_backend import gpu_peak
+from fastmlp.engine.cuda import gpu_peak
 from fastmlp.train import train_batch
 from fastmlp.workloads import make_workload
 
@@ -24,13 +23,13 @@ def main(workload, networks, steps, *shapes):
     peak = (gpu_peak() or {}).get("float32")
     first = None
     for shape in shapes:
-        os.environ["FASTMLP_CUDA_TILES"] = shape
+        options = {"path": "tiled", "tiles": tuple(int(x) for x in shape.split(","))}
         times = []
         try:
             for _ in range(3):
                 t0 = time.perf_counter()
                 params = train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
-                                     backend="cuda").params
+                                     backend="cuda", engine_options=options).params
                 times.append(time.perf_counter() - t0)
         except Exception as exc:  # one shape failing (a launch out of resources, say) leaves the others
             print(json.dumps(dict(workload=workload, tiles=shape, error=f"{type(exc).__name__}: {exc}")), flush=True)
@@ -48,5 +47,4 @@ def main(workload, networks, steps, *shapes):
 if __name__ == "__main__":
     if len(sys.argv) < 5:
         sys.exit(__doc__)
-    os.environ["FASTMLP_CUDA_PATH"] = "tiled"
     main(*sys.argv[1:])

@@ -53,7 +53,7 @@ tiles() {
 stage 30 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.sm,memory.total,driver_version --format=csv
 stage 60 "$py" -m fastmlp.cli info
 # 3-4: the comparisons with the NumPy reference and between the paths, on the GPU (not in the simulator)
-stage 180 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py -k "not in_simulator"
+stage 180 "$py" -m pytest -q -p no:cacheprovider -m cuda
 stage 60 "$py" -m pytest -q -p no:cacheprovider tests/test_peers.py -k "cuda or gpu"
 # 5: the first floor: W1 at 16384 networks against torch on the GPU (loop and batched)
 bench 120 --workload w1 --dtype float32 --networks 16384 --reference-networks 64 \

@@ -4,8 +4,6 @@ engine's paths where there is a GPU (W1, W2 and the wide workload).
 Run: ``python -m pytest bench/ --benchmark-columns=min,median,rounds`` (the table's per-call times divide by
 ``extra_info['networks']``; ``fastmlp bench`` prints nets/s and GFLOP/s directly).
 """
-import os
-
 import pytest
 
 from fastmlp.train import train_batch
@@ -17,8 +15,9 @@ DTYPES = ("float32", "float64")
 SUBSET = {"w1": 8, "w2": 2}
 
 
-def _train(w, backend):
-    return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds, backend=backend)
+def _train(w, backend, engine_options=None):
+    return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds, backend=backend,
+                       engine_options=engine_options)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -53,25 +52,25 @@ def test_peer(benchmark, workloads, name, peer, variant, dtype):
 
 
 def _gpu():
-    from fastmlp.engine import cuda_backend
+    from fastmlp.engine import cuda as cuda_engine
     try:
-        cuda_backend.check_available()
+        cuda_engine.check_available()
     except RuntimeError as exc:
         return str(exc)
-    return "the CUDA simulator is on: it times nothing worth keeping" if cuda_backend.simulated() else None
+    return "the CUDA simulator is on: it times nothing worth keeping" if cuda_engine.simulated() else None
 
 
 @pytest.mark.parametrize("path", ["chunk", "block", "tiled"])
 @pytest.mark.parametrize("name", ["w1", "w2", "wide"])
-def test_fastmlp_cuda(benchmark, workloads, name, path, monkeypatch):
-    from fastmlp.engine.cuda_backend import paths_for
+def test_fastmlp_cuda(benchmark, workloads, name, path):
+    from fastmlp.engine.cuda import paths_for
     why = _gpu()
     if why:
         pytest.skip(why)
     w = workloads(name, "float32")
     if path not in paths_for(w.network.sizes):
         pytest.skip(f"the {path} path does not take {name}")
-    monkeypatch.setitem(os.environ, "FASTMLP_CUDA_PATH", path)
-    _train(workloads(name, "float32", 2), "cuda")  # compile outside the timing
-    benchmark.pedantic(_train, args=(w, "cuda"), rounds=3, iterations=1)
+    options = {"path": path}
+    _train(workloads(name, "float32", 2), "cuda", options)  # compile outside the timing
+    benchmark.pedantic(_train, args=(w, "cuda", options), rounds=3, iterations=1)
     record(benchmark, w, w.n_networks, gpu=True)

@@ -16,7 +16,7 @@ from .layout import Layout
 from .spec import ACTIVATIONS, OPTIMIZERS, OUTPUTS, SCHEMES, Init, Network, Training
 from .train import BatchResult, train, train_batch
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 __all__ = [
     "ACTIVATIONS", "OPTIMIZERS", "OUTPUTS", "SCHEMES", "BatchResult", "Dataset", "Init", "Layout", "Network",

@@ -11,9 +11,7 @@ once ``jax`` was, against 13.6-13.7 with neither (their thread pools beside numb
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import time
 
 import numpy as np
 
+from .config import env
 from .workloads import make_workload
 
 PEER_NAMES = ("numpy", "numpy-batched", "torch", "jax")
@@ -50,7 +49,7 @@ def machine_peak(threads=None):
                     model = val.strip()
     except OSError:
         pass
-    ghz = float(os.environ.get("FASTMLP_CPU_GHZ", ghz or 2.5))
+    ghz = float(env("FASTMLP_CPU_GHZ") or ghz or 2.5)
     fl = flags.split()
     per_cycle = (64, 32) if "avx512f" in fl else (32, 16) if ("avx2" in fl and "fma" in fl) else (8, 4)
     simd = "AVX-512" if per_cycle[0] == 64 else "AVX2+FMA" if per_cycle[0] == 32 else "SSE"
@@ -72,22 +71,6 @@ def _time(fn, repeat):
     return out, best, max(0.0, first - best)
 
 
-@contextlib.contextmanager
-def _cuda_path(path):
-    """``$FASTMLP_CUDA_PATH`` set to ``path`` for a while (None: left as it is)."""
-    old = os.environ.get("FASTMLP_CUDA_PATH")
-    if path is not None:
-        os.environ["FASTMLP_CUDA_PATH"] = path
-    try:
-        yield
-    finally:
-        if path is not None:
-            if old is None:
-                os.environ.pop("FASTMLP_CUDA_PATH", None)
-            else:
-                os.environ["FASTMLP_CUDA_PATH"] = old
-
-
 def _implementations(peers, backend="numba", cuda_paths=("auto",)):
     """(name, kind, trainer, unavailable, source) for every implementation asked for; kind 'loop' times a
     subset; ``source`` is the entry of ``peers`` it comes from (None for fastmlp's engines). With the cuda
@@ -96,10 +79,11 @@ def _implementations(peers, backend="numba", cuda_paths=("auto",)):
     from .train import train_batch
 
     def fastmlp_trainer(backend, cuda_path=None):
+        options = {"path": cuda_path} if cuda_path else None
+
         def run(w):
-            with _cuda_path(cuda_path):
-                return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
-                                   backend=backend).params
+            return train_batch(w.network, w.X, w.y, w.params, training=w.training, seeds=w.seeds,
+                               backend=backend, engine_options=options).params
         return run
 
     impls = [("fastmlp (numba)", "batch", fastmlp_trainer("numba"), None, None)]
@@ -186,7 +170,7 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
         for a peer that is not installed or whose timing process failed. With ``backend="cuda"`` the first
         row is the GPU engine and the numba CPU engine follows it, and the torch peer runs on the GPU
         (rows ``torch ... (cuda)``, instead of its CPU rows); GPU rows' ``pct_peak`` is against the GPU's peak
-        (``cuda_backend.gpu_peak``; None where it is unknown). ``cuda_paths`` lists the CUDA paths timed
+        (``cuda_engine.gpu_peak``; None where it is unknown). ``cuda_paths`` lists the CUDA paths timed
         (``auto``, ``block``, ``chunk``, ``tiled``; ``"all"``: those that can train the workload), one row
         each, the first the reference; their rows' ``cuda_path`` says which path ran.
     """
@@ -194,13 +178,13 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
     peak = machine_peak()
     gpu = None
     if backend == "cuda":
-        from .engine.cuda_backend import gpu_peak
+        from .engine.cuda import gpu_peak
         gpu = gpu_peak()
     full = make_workload(workload, dtype, n_networks=n_networks, steps=steps)
     subset_n = min(full.n_networks, reference_networks or _SUBSET[workload])
     subset = make_workload(workload, dtype, n_networks=subset_n, steps=steps)
     if cuda_paths == "all":
-        from .engine.cuda_backend import paths_for
+        from .engine.cuda import paths_for
         cuda_paths = paths_for(full.network.sizes)
     impls = _implementations(peers, backend, cuda_paths)
     timed = {}  # name -> [losses, best seconds, first round's compile seconds], or the reason it was skipped
@@ -256,9 +240,9 @@ def run_benchmark(workload, dtype, peers=("numpy",), n_networks=None, steps=None
                          pct_peak=pct, compile_s=compile_s, loss_max_rel_diff=diff, rounds=rounds,
                          round_seconds=per_round, nets_per_s_median=w.n_networks / float(np.median(per_round))))
         if name.startswith("fastmlp (cuda"):  # the path that ran, auto's choice included
-            from .engine.cuda_backend import choose_path
+            from .engine.cuda import choose_path
             rows[-1]["cuda_path"] = (name[len("fastmlp (cuda "):-1] if name != "fastmlp (cuda)" else
-                                     os.environ.get("FASTMLP_CUDA_PATH") or choose_path(w.network))
+                                     env("FASTMLP_CUDA_PATH") or choose_path(w.network))
     base, base_median = rows[0]["nets_per_s"], rows[0]["nets_per_s_median"]
     for r in rows:
         r["fastmlp_speedup"] = base / r["nets_per_s"] if "nets_per_s" in r else None

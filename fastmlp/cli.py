@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 
 import click
@@ -397,7 +396,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
     if cuda_path != "auto" and backend != "cuda":
         raise click.BadParameter(f"{cuda_path!r} is a CUDA path: it needs --backend cuda", param_hint="'--cuda-path'")
     if backend == "cuda":
-        from .engine.cuda_backend import check_available
+        from .engine.cuda import check_available
         try:
             check_available()
         except RuntimeError as exc:
@@ -424,7 +423,7 @@ def bench(workload, dtype, peers, networks, steps, reference_networks, repeat, r
     peak = machine_peak()
     click.echo(f"machine: {peak['description']}")
     if backend == "cuda":
-        from .engine.cuda_backend import gpu_peak
+        from .engine.cuda import gpu_peak
         gpu = gpu_peak()
         click.echo(f"gpu: {gpu['description'] if gpu else 'peak unknown (GPU rows: % peak left blank)'}")
     head = (f"{'impl':<24}{'workload':<9}{'dtype':<9}{'nets':>6}{'nets/s':>10}{'GFLOP/s':>9}{'% peak':>8}"
@@ -448,7 +447,7 @@ def info():
 
     import numba
     from .benchmark import machine_peak
-    from .engine import cuda_backend
+    from .engine import cuda as cuda_engine
     peak = machine_peak()
     click.echo(f"fastmlp {__import__('fastmlp').__version__}, numpy {np.__version__}, numba {numba.__version__}, "
                f"click {version('click')}, python {sys.version.split()[0]}")
@@ -462,15 +461,16 @@ def info():
     click.echo(f"compile cache: {'on' if cache['enabled'] else 'OFF (FASTMLP_NO_CACHE is set)'}, "
                f"{compile_cache.describe_dirs(cache['dirs'])}: {state}"
                + ("; NUMBA_CACHE_DIR=" + os.environ["NUMBA_CACHE_DIR"] if os.environ.get("NUMBA_CACHE_DIR") else ""))
-    from .engine.config import VECTOR_BYTES
+    from .config import VECTOR_BYTES
     click.echo(f"simd: products on {VECTOR_BYTES}-byte vectors (FASTMLP_SIMD_BYTES=32|64 forces a width; "
                f"results do not depend on it)")
-    gpu = cuda_backend.gpu_info()
+    gpu = cuda_engine.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
-    forced = {k: os.environ[k] for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES") if os.environ.get(k)}
+    from .config import env
+    forced = {k: env(k) for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES", "FASTMLP_CUDA_THREADS") if env(k)}
     click.echo(f"cuda paths: chunk (a thread per chunk of samples), block (a block per network), tiled (tiled "
-               f"products, tiles {','.join(map(str, cuda_backend.GPU_TILES))}); auto takes chunk up to "
-               f"{cuda_backend.CHUNK_MAX_PARAMS} parameters, else tiled from {cuda_backend.TILED_MIN_WIDTH} units "
+               f"products, tiles {','.join(map(str, cuda_engine.GPU_TILES))}); auto takes chunk up to "
+               f"{cuda_engine.CHUNK_MAX_PARAMS} parameters, else tiled from {cuda_engine.TILED_MIN_WIDTH} units "
                f"wide; the same bits on each" + "".join(f"; {k}={v}" for k, v in forced.items()))
 
 

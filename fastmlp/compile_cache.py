@@ -15,8 +15,13 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def cache_enabled():
-    """Whether fastmlp's kernels are cached on disk (``FASTMLP_NO_CACHE`` unset)."""
-    return os.environ.get("FASTMLP_NO_CACHE", "") == ""
+    """Whether fastmlp's kernels are cached on disk (``FASTMLP_NO_CACHE`` unset and no forced SIMD width: see
+    :mod:`fastmlp.config`)."""
+    try:
+        from . import config
+        return bool(config.CACHE)
+    except ImportError:         # a layout without the config module: the variable alone decides
+        return os.environ.get("FASTMLP_NO_CACHE", "") == ""
 
 
 def kernel_sources():

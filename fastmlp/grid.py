@@ -28,8 +28,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .spec import (ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, ambiguous_hidden_message, hidden_label,
-                   parse_hidden)
+from .spec import (ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Training, ambiguous_hidden_message,
+                   hidden_label, parse_hidden)
 
 # Bump when the meaning of a run's settings changes; it is mixed into every run key.
 KEY_VERSION = 1
@@ -418,14 +418,15 @@ class GridSpec:
             raise GridError(None, f"unknown settings {', '.join(unknown)}; valid: {', '.join(sorted(CONFIG_KEYS))}")
         spec = cls()
 
-        def floats(key, low=None, low_open=False, high=None, high_open=False):
+        def floats(key, constraint):
+            """The axis ``key``'s values, each checked against ``constraint`` (the one the library applies)."""
             option = "--" + key.replace("_", "-")
             values = parse_values(s[key], option)
             for v in values:
-                if low is not None and (v < low or (low_open and v == low)):
-                    raise GridError(option, f"values must be {'>' if low_open else '>='} {low}, got {v!r}")
-                if high is not None and (v > high or (high_open and v == high)):
-                    raise GridError(option, f"values must be {'<' if high_open else '<='} {high}, got {v!r}")
+                try:
+                    constraint.check("values", v)
+                except ValueError as exc:
+                    raise GridError(option, str(exc)) from None
             return values
 
         def positive_ints(key):
@@ -437,6 +438,7 @@ class GridSpec:
 
         from .engine import BACKENDS
         from .data import DATASETS
+        training = Training._parameter_constraints
 
         if "hidden" in s:
             spec.hidden = parse_architectures(s["hidden"])
@@ -466,15 +468,15 @@ class GridSpec:
             spec.epochs = positive_ints("epochs")
             spec.steps = []
         if "scale" in s:
-            spec.scale = floats("scale", low=0.0)
+            spec.scale = floats("scale", Init._parameter_constraints["scale"])
         if "lr" in s:
-            spec.lr = floats("lr", low=0.0, low_open=True)
+            spec.lr = floats("lr", training["lr"])
         if "momentum" in s:
-            spec.momentum = floats("momentum", low=0.0, high=1.0, high_open=True)
+            spec.momentum = floats("momentum", training["momentum"])
         if "weight_decay" in s:
-            spec.weight_decay = floats("weight_decay", low=0.0)
+            spec.weight_decay = floats("weight_decay", training["weight_decay"])
         if "dropout" in s:
-            spec.dropout = floats("dropout", low=0.0, high=1.0, high_open=True)
+            spec.dropout = floats("dropout", training["dropout"])
         if "seeds" in s:
             spec.seeds = parse_seeds(s["seeds"])
         if "dataset" in s:

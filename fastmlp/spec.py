@@ -5,8 +5,9 @@ integers and arrays that compiled code takes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-import math
+from dataclasses import dataclass, replace
+
+from .validation import Integral, Interval, Optional, Options, validate
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear")
 OUTPUTS = ("sigmoid", "softmax", "identity")          # with loss: BCE, cross-entropy, MSE
@@ -16,34 +17,6 @@ SCHEMES = ("zeros", "constant", "uniform", "normal", "xavier_uniform", "xavier_n
            "he_normal", "lecun_uniform", "lecun_normal", "orthogonal")
 BIAS_SCHEMES = ("zeros", "constant", "normal")
 DTYPES = ("float32", "float64")
-
-
-def _choice(what, value, choices):
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
-    return value
-
-
-def _positive_int(what, value):
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not hasattr(value, "__index__"):
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if int(value) <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _finite(what, value, low=None, high=None, low_open=False, high_open=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    if low is not None and (v < low or (low_open and v == low)):
-        raise ValueError(f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (v > high or (high_open and v == high)):
-        raise ValueError(f"{what} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -77,15 +50,14 @@ class Network:
     output: str = "sigmoid"
     leaky_slope: float = 0.01
 
+    _parameter_constraints = {"n_inputs": Integral(1), "n_outputs": Integral(1), "activation": Options(ACTIVATIONS),
+                              "output": Options(OUTPUTS), "leaky_slope": Interval(0, 1)}
+
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) if not isinstance(h, bool) else h for h in self.hidden))
-        _positive_int("n_inputs", self.n_inputs)
-        _positive_int("n_outputs", self.n_outputs)
+        validate(self, self._parameter_constraints)
         for h in self.hidden:
-            _positive_int("hidden layer width", h)
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("output", self.output, OUTPUTS)
-        _finite("leaky_slope", self.leaky_slope, 0.0, 1.0)
+            Integral(1).check("hidden layer width", h)
         if self.output == "softmax" and self.n_outputs < 2:
             raise ValueError(f"a softmax output needs n_outputs >= 2, got {self.n_outputs}")
 
@@ -132,17 +104,13 @@ class Init:
     bias_value: float = 0.0
     bias_std: float = 1.0
 
+    _parameter_constraints = {"scheme": Options(SCHEMES), "bias": Options(BIAS_SCHEMES), "scale": Interval(0),
+                              "gain": Optional(Interval(0)), "value": Interval(), "limit": Interval(0),
+                              "std": Interval(0), "bias_value": Interval(), "bias_std": Interval(0)}
+    _names = {"scheme": "init scheme", "bias": "bias scheme", "scale": "init scale", "value": "init value"}
+
     def __post_init__(self):
-        _choice("init scheme", self.scheme, SCHEMES)
-        _choice("bias scheme", self.bias, BIAS_SCHEMES)
-        _finite("init scale", self.scale, 0.0)
-        if self.gain is not None:
-            _finite("gain", self.gain, 0.0)
-        _finite("init value", self.value)
-        _finite("limit", self.limit, 0.0)
-        _finite("std", self.std, 0.0)
-        _finite("bias_value", self.bias_value)
-        _finite("bias_std", self.bias_std, 0.0)
+        validate(self, self._parameter_constraints, self._names)
 
 
 @dataclass(frozen=True)
@@ -182,18 +150,15 @@ class Training:
     beta2: float = 0.999
     eps: float = 1e-8
 
+    _parameter_constraints = {"optimizer": Options(OPTIMIZERS), "lr": Interval(0, closed="neither"),
+                              "momentum": Interval(0, 1, closed="left"), "weight_decay": Interval(0),
+                              "dropout": Interval(0, 1, closed="left"), "steps": Integral(1),
+                              "batch_size": Optional(Integral(1)), "record_every": Integral(1),
+                              "beta2": Interval(0, 1, closed="left"), "eps": Interval(0, closed="neither")}
+    _names = {"lr": "learning rate"}
+
     def __post_init__(self):
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _finite("learning rate", self.lr, 0.0, low_open=True)
-        _finite("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _finite("weight_decay", self.weight_decay, 0.0)
-        _finite("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        _positive_int("steps", self.steps)
-        if self.batch_size is not None:
-            _positive_int("batch_size", self.batch_size)
-        _positive_int("record_every", self.record_every)
-        _finite("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        _finite("eps", self.eps, 0.0, low_open=True)
+        validate(self, self._parameter_constraints, self._names)
 
     def with_(self, **changes):
         return replace(self, **changes)
@@ -202,7 +167,7 @@ class Training:
 def check_dtype(dtype):
     import numpy as np
     name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    _choice("dtype", name, DTYPES)
+    Options(DTYPES).check("dtype", name)
     return np.dtype(name)
 
 

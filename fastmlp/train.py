@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import BACKENDS, Problem, get_engine
+from .engine import BACKENDS, Problem, check_engine_options, get_engine
 from .init import init_batch
 from .layout import Layout
 from .spec import Init, Network, Training, check_dtype
@@ -50,7 +50,8 @@ def check_X(network: Network, X, dtype):
     return X
 
 
-def _per_network(name, value, default, N, check):
+def _per_network(name, value, default, N, constraint):
+    """``value`` (a scalar or one per network; None: ``default``) as float64 ``(N,)``, each checked."""
     v = np.full(N, default if value is None else 0.0, dtype=np.float64)
     if value is not None:
         arr = np.asarray(value, dtype=np.float64)
@@ -58,7 +59,7 @@ def _per_network(name, value, default, N, check):
             raise ValueError(f"{name} must be a scalar or have one value per network ({N}), got shape {arr.shape}")
         v[:] = arr
     for x in v.tolist():
-        check(x)
+        constraint.check(name, x)
     return v
 
 
@@ -105,7 +106,8 @@ class BatchResult:
 
 
 def train_batch(network: Network, X, y, params, *, training: Training = Training(), lr=None, momentum=None,
-                weight_decay=None, dropout=None, seeds=None, backend="numba", track_grad_norms=False):
+                weight_decay=None, dropout=None, seeds=None, backend="numba", track_grad_norms=False,
+                engine_options=None):
     """Train N networks of one shape from the given initial parameters, in one engine call.
 
     Parameters
@@ -124,6 +126,11 @@ def train_batch(network: Network, X, y, params, *, training: Training = Training
         Seeds of the in-training randomness (batch order, dropout); default ``0..N-1``.
     backend : {"numba", "numpy", "cuda"}
     track_grad_norms : bool
+    engine_options : dict, optional
+        The engine's own settings, which change how it runs, never a result: for ``cuda``, ``path``
+        (``"auto"``, ``"block"``, ``"chunk"``, ``"tiled"``), ``tiles``, ``threads_per_block``, ``max_blocks``,
+        ``chunk`` (``fastmlp.engine.ENGINE_OPTIONS``). Unset ones come from the environment
+        (``fastmlp.config``) or the engine's defaults.
 
     Returns
     -------
@@ -131,6 +138,7 @@ def train_batch(network: Network, X, y, params, *, training: Training = Training
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    engine_options = check_engine_options(backend, engine_options)
     params = np.asarray(params)
     if params.ndim == 1:
         params = params[None, :]
@@ -147,30 +155,12 @@ def train_batch(network: Network, X, y, params, *, training: Training = Training
     T = as_targets(network, y, X.shape[0], dtype)
     tr = training
 
-    def positive(name):
-        def check(x):
-            if not x > 0:
-                raise ValueError(f"{name} must be > 0, got {x!r}")
-        return check
-
-    def in_unit(name):
-        def check(x):
-            if not 0 <= x < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {x!r}")
-        return check
-
-    def non_negative(name):
-        def check(x):
-            if not (x >= 0 and np.isfinite(x)):
-                raise ValueError(f"{name} must be >= 0, got {x!r}")
-        return check
-
-    lr = _per_network("learning rate", lr, tr.lr, N, positive("learning rate"))
-    momentum = _per_network("momentum", momentum, tr.momentum, N, in_unit("momentum"))
-    weight_decay = _per_network("weight_decay", weight_decay, tr.weight_decay, N, non_negative("weight_decay"))
-    dropout = _per_network("dropout", dropout, tr.dropout, N, in_unit("dropout"))
-    if not np.all(np.isfinite(lr)):
-        raise ValueError(f"learning rate must be finite, got {float(lr[~np.isfinite(lr)][0])!r}")
+    # per-network values: Training's own constraints, value by value
+    c = Training._parameter_constraints
+    lr = _per_network("learning rate", lr, tr.lr, N, c["lr"])
+    momentum = _per_network("momentum", momentum, tr.momentum, N, c["momentum"])
+    weight_decay = _per_network("weight_decay", weight_decay, tr.weight_decay, N, c["weight_decay"])
+    dropout = _per_network("dropout", dropout, tr.dropout, N, c["dropout"])
     if seeds is None:
         seeds = np.arange(N)
     seeds = np.asarray(seeds)
@@ -181,14 +171,14 @@ def train_batch(network: Network, X, y, params, *, training: Training = Training
         params=params, X=X, T=T, lr=lr, momentum=momentum, weight_decay=weight_decay, dropout=dropout,
         seeds=seeds.astype(np.uint64), steps=tr.steps, batch_size=tr.batch_size or 0,
         record_every=tr.record_every, beta2=tr.beta2, eps=tr.eps, leaky_slope=network.leaky_slope,
-        track_grad_norms=track_grad_norms)
+        track_grad_norms=track_grad_norms, engine_options=engine_options)
     final, curves, diverged, gnorms = get_engine(backend).train(problem)
     return BatchResult(network=network, training=tr, params=final, initial_params=params, curves=curves,
                        diverged_step=diverged, grad_norms=gnorms if track_grad_norms else None, seeds=seeds)
 
 
 def train(network: Network, X, y, *, init: Init = Init(), seed=0, training: Training = Training(),
-          dtype="float64", backend="numba", params=None, track_grad_norms=False):
+          dtype="float64", backend="numba", params=None, track_grad_norms=False, engine_options=None):
     """Initialise and train one network.
 
     Parameters
@@ -205,6 +195,9 @@ def train(network: Network, X, y, *, init: Init = Init(), seed=0, training: Trai
     backend : {"numba", "numpy", "cuda"}
     params : array_like (P,), optional
         Initial parameters to use instead of ``init``.
+    track_grad_norms : bool
+    engine_options : dict, optional
+        As in ``train_batch``.
 
     Returns
     -------
@@ -224,4 +217,4 @@ def train(network: Network, X, y, *, init: Init = Init(), seed=0, training: Trai
     dtype = check_dtype(dtype)
     p0 = init_batch(network, init, [seed], dtype) if params is None else np.asarray(params, dtype)[None, :]
     return train_batch(network, X, y, p0, training=training, seeds=[seed], backend=backend,
-                       track_grad_norms=track_grad_norms)
+                       track_grad_norms=track_grad_norms, engine_options=engine_options)

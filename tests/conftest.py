@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 TITANIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "titanic.csv"
-# Engines that every comparison runs against (the CUDA engine has its own simulator tests: test_cuda.py).
-ENGINES = ("numba", "numpy")
 
 
 @pytest.fixture(scope="session")

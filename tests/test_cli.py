@@ -69,11 +69,11 @@ def test_symmetry_rows_tell_the_story():
 
 
 def test_bench_on_cuda_without_a_gpu_is_a_usage_error():
-    from fastmlp.engine.cuda_backend import simulated
+    from fastmlp.engine.cuda import simulated
     if simulated():
         pytest.skip("the CUDA simulator is on: it counts as a device")
     try:
-        from fastmlp.engine.cuda_backend import check_available
+        from fastmlp.engine.cuda import check_available
         check_available()
         pytest.skip("a GPU is usable here")
     except RuntimeError:
@@ -100,13 +100,15 @@ def test_bench_cuda_paths_are_rows_of_their_own(monkeypatch):
         "fastmlp (cuda)", "fastmlp (numba)", "torch loop (cuda)", "torch bmm (cuda)"]
     seen = []
     def fake_train_batch(*args, **kwargs):
-        seen.append(os.environ.get("FASTMLP_CUDA_PATH"))
+        seen.append((kwargs.get("engine_options") or {}).get("path"))
         return SimpleNamespace(params=None)
     monkeypatch.setattr(importlib.import_module("fastmlp.train"), "train_batch", fake_train_batch)
     w = SimpleNamespace(network=None, X=None, y=None, params=None, training=None, seeds=None)
     for _, _, trainer, _, _ in benchmark._implementations([], "cuda", ("tiled", "auto")):
         trainer(w)
-    assert seen == ["tiled", "block", "block"]  # each row's path while it runs; the user's setting after
+    # each row's path as an engine option (auto: none, so the engine takes the user's $FASTMLP_CUDA_PATH);
+    # the environment is left alone
+    assert seen == ["tiled", None, None]  # cuda tiled, cuda auto, numba
     assert os.environ["FASTMLP_CUDA_PATH"] == "block"
 
 
@@ -227,15 +229,15 @@ def test_info_and_shim():
     r = run("info")
     assert r.exit_code == 0 and "threads" in r.output and "gpu" in r.output
     assert "cuda paths: chunk" in r.output and "auto takes chunk up to 64 parameters" in r.output
-    from fastmlp.engine.config import VECTOR_BYTES
+    from fastmlp.config import VECTOR_BYTES
     assert f"{VECTOR_BYTES}-byte vectors" in r.output
     p = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0 and "symmetry" in p.stdout
 
 
 def test_cuda_backend_without_a_gpu_is_a_clear_message(monkeypatch):
-    from fastmlp.engine import cuda_backend
-    if cuda_backend.simulated() or "no usable" not in str(cuda_backend.gpu_info()):
+    from fastmlp.engine import cuda as cuda_engine
+    if cuda_engine.simulated() or "no usable" not in str(cuda_engine.gpu_info()):
         pytest.skip("a GPU or the simulator is available here")
     r = run("train", "--backend", "cuda", "--steps", "5")
     assert r.exit_code == 2 and "not usable" in r.output and "Traceback" not in r.output

@@ -37,8 +37,8 @@ for act, head, hidden, B, drop in [("tanh", "sigmoid", (6, 5), 32, 0.1), ("linea
     tr = Training("momentum", lr=0.05, steps=40, batch_size=B, dropout=drop)
     r = train_batch(net, d.X, d.y, p0, training=tr, track_grad_norms=True)
     out += [r.params.ravel(), r.curves.ravel(), r.grad_norms.ravel()]
-from fastmlp.engine import lanes, products
-from fastmlp.engine.config import VECTOR_BYTES
+from fastmlp.engine.cpu import lanes, products
+from fastmlp.config import VECTOR_BYTES
 np.save(sys.argv[1], np.concatenate(out))
 kernels = dict(product=products.product, tanh_delta=products.tanh_delta, product6=products._product6,
                weight_grad=products.weight_grad, train_group=lanes._train_group)

@@ -1,20 +1,15 @@
 """The CUDA engine against the NumPy reference, in numba's CUDA simulator (or on a GPU where there is one).
 
-The simulator must be switched on before numba is imported, so these tests run in their own process::
+The simulator must be switched on before numba is imported, so the CUDA tests (marked ``cuda``, here and in
+the engine-parametrised tests) run as a step of their own, after the plain ``pytest``::
 
-    NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda.py
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest -m cuda
 
-A plain ``pytest`` (as CI runs it) does that for you: ``test_cuda_suite_in_simulator`` starts the command above
-in a subprocess. On a machine with a CUDA GPU the comparisons also run in-process, on the GPU.
+On a machine with a CUDA GPU a plain ``pytest`` runs them on the GPU.
 Cases are tiny (14 samples, 3 networks, a few steps) because the simulator runs every CUDA thread as a Python
 thread; the backend's reduction chunk is set to 4 samples and blocks to 6 threads so that every reduction
 has several chunks, every phase several threads, and several blocks run.
 """
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -24,52 +19,16 @@ from fastmlp.init import init_batch
 from fastmlp.spec import Init, Network, Training
 from fastmlp.train import as_targets, train_batch
 
-ROOT = Path(__file__).resolve().parents[1]
-SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") == "1"
+from oracle import CUDA_HERE, CUDA_SIM as SIM, assert_matches_reference
 
-
-def _gpu_available():
-    if SIM:
-        return False
-    try:
-        from numba import cuda
-        return bool(cuda.is_available())
-    except Exception:
-        return False
-
-
-HERE = SIM or _gpu_available()
+HERE = CUDA_HERE
 needs_cuda = pytest.mark.skipif(
-    not HERE, reason="no GPU here: runs in the simulator subprocess of test_cuda_suite_in_simulator "
-                     "(alone: NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda.py)")
+    not HERE, reason="no GPU here; the CUDA tests run in numba's simulator as their own step: "
+                     "NUMBA_ENABLE_CUDASIM=1 python -m pytest -m cuda")
 
-# the simulator runs the uint64 hash on NumPy scalars, which warn on the intended wrap-around
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning")
-
-TOL = {"float64": 1e-10, "float32": 1e-4}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the normal test run: this file again, in the simulator, in a subprocess
-
-@pytest.mark.skipif(SIM, reason="already running in the CUDA simulator")
-def test_cuda_suite_in_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(Path(__file__))]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    tail = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, f"NUMBA_ENABLE_CUDASIM=1 pytest tests/test_cuda.py failed:\n{tail}"
-    assert " passed" in proc.stdout, tail
-
-
-@pytest.mark.skipif(HERE, reason="a GPU or the simulator is available here")
-def test_unavailable_backend_says_how_to_get_it():
-    from fastmlp.engine import cuda_backend, get_engine
-    with pytest.raises(RuntimeError, match="NUMBA_ENABLE_CUDASIM=1") as err:
-        get_engine("cuda")
-    assert "numba-cuda" in str(err.value)
-    assert isinstance(cuda_backend.gpu_info(), str)
+# every test here belongs to the CUDA step (-m cuda); the simulator runs the uint64 hash on NumPy scalars,
+# which warn on the intended wrap-around
+pytestmark = [pytest.mark.cuda, pytest.mark.filterwarnings("ignore:overflow encountered in scalar:RuntimeWarning")]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -78,9 +37,9 @@ def test_unavailable_backend_says_how_to_get_it():
 @pytest.fixture(autouse=True)
 def _small_launch(monkeypatch):
     if HERE:
-        from fastmlp.engine import cuda_backend
-        monkeypatch.setattr(cuda_backend, "CHUNK", 4)
-        monkeypatch.setattr(cuda_backend, "SIM_THREADS", 6)
+        from fastmlp.engine import cuda as cuda_engine
+        monkeypatch.setattr(cuda_engine, "CHUNK", 4)
+        monkeypatch.setattr(cuda_engine, "SIM_THREADS", 6)
 
 
 def make_data(network, S=14, seed=0):
@@ -104,14 +63,7 @@ def run_both(network, training, dtype="float64", N=3, init=Init("xavier_normal")
 
 
 def assert_matches(ref, got, dtype="float64"):
-    tol = TOL[dtype]
-    assert got.params.dtype == ref.params.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(got.diverged_step, ref.diverged_step)
-    np.testing.assert_allclose(got.params, ref.params, rtol=tol, atol=tol)
-    np.testing.assert_allclose(got.curves, ref.curves, rtol=tol, atol=tol)  # NaN where NaN
-    assert np.isfinite(got.curves[got.diverged_step < 0]).all()
-    if ref.grad_norms is not None:
-        np.testing.assert_allclose(got.grad_norms, ref.grad_norms, rtol=tol, atol=tol)
+    assert_matches_reference(got, ref, dtype, moved=False)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -119,16 +71,16 @@ def assert_matches(ref, got, dtype="float64"):
 
 @needs_cuda
 def test_gpu_info_and_availability():
-    from fastmlp.engine import cuda_backend, get_engine
-    assert get_engine("cuda") is cuda_backend
-    info = cuda_backend.gpu_info()
+    from fastmlp.engine import cuda as cuda_engine, get_engine
+    assert get_engine("cuda") is cuda_engine
+    info = cuda_engine.gpu_info()
     assert isinstance(info, dict) and info["name"]
     assert info["simulator"] == SIM
 
 
 @needs_cuda
 def test_device_hash_matches_rng():
-    from fastmlp.engine import cuda as kern
+    from fastmlp.engine.cuda import block as kern
     r = np.random.default_rng(5)
     n = 8
     seeds = np.array([0, 1, 2**63 + 5, *r.integers(0, 2**62, n - 3)], dtype=np.uint64)
@@ -151,8 +103,8 @@ def test_device_hash_matches_rng():
 @needs_cuda
 @pytest.mark.parametrize("S", [1, 2, 7, 16, 23])
 def test_device_epoch_permutation(S):
-    from fastmlp.engine import cuda as kern
-    from fastmlp.engine.cuda_backend import _next_pow2
+    from fastmlp.engine.cuda import block as kern
+    from fastmlp.engine.cuda import _next_pow2
     seeds = np.array([0, 3, 12345], dtype=np.uint64)
     epochs = np.array([0, 4, 2], dtype=np.int64)
     Sp = _next_pow2(S)
@@ -273,7 +225,7 @@ def test_divergence_on_a_non_finite_logit():
 
 @needs_cuda
 def test_launch_configuration_does_not_change_results():
-    from fastmlp.engine import cuda_backend
+    from fastmlp.engine import cuda as cuda_engine
     net = Network(n_inputs=3, hidden=(4,), n_outputs=2, activation="tanh", output="softmax")
     X, y = make_data(net)
     p0 = init_batch(net, Init("xavier_normal"), [1, 2, 3], "float64")
@@ -283,10 +235,10 @@ def test_launch_configuration_does_not_change_results():
                    lr=np.full(N, 0.3), momentum=np.full(N, 0.9), weight_decay=np.zeros(N),
                    dropout=np.array([0.0, 0.2, 0.4]), seeds=np.arange(N, dtype=np.uint64), steps=4, batch_size=6,
                    track_grad_norms=True)
-    base = cuda_backend.train(prob, threads_per_block=6, chunk=4, path="block")
+    base = cuda_engine.train(prob, threads_per_block=6, chunk=4, path="block")
     for kw in (dict(threads_per_block=1), dict(threads_per_block=11), dict(max_blocks=1), dict(max_blocks=2),
                dict(path="chunk"), dict(path="chunk", threads_per_block=1, max_blocks=2)):
-        other = cuda_backend.train(prob, chunk=4, **{"path": "block", **kw})
+        other = cuda_engine.train(prob, chunk=4, **{"path": "block", **kw})
         for a, b in zip(base, other):
             np.testing.assert_array_equal(a, b, err_msg=str(kw))
 
@@ -352,7 +304,7 @@ def test_paths_divergence_and_constant_init(path, monkeypatch):
 
 @needs_cuda
 def test_tiled_path_does_not_depend_on_tiles_or_groups():
-    from fastmlp.engine import cuda_backend
+    from fastmlp.engine import cuda as cuda_engine
     net = Network(n_inputs=5, hidden=(7, 6), n_outputs=3, activation="tanh", output="softmax")
     X, y = make_data(net, S=11)
     p0 = init_batch(net, Init("xavier_normal"), [1, 2], "float64")
@@ -362,10 +314,10 @@ def test_tiled_path_does_not_depend_on_tiles_or_groups():
                    lr=np.full(N, 0.05), momentum=np.full(N, 0.9), weight_decay=np.full(N, 0.01),
                    dropout=np.array([0.0, 0.25]), seeds=np.arange(N, dtype=np.uint64), steps=2, batch_size=9,
                    track_grad_norms=True)
-    base = cuda_backend.train(prob, chunk=3, path="block")
+    base = cuda_engine.train(prob, chunk=3, path="block")
     # tiles narrower and shallower than the layers, odd shapes, one network per launch
     for kw in (dict(tiles=(4, 4, 2, 2, 2)), dict(tiles=(3, 5, 1, 3, 1)), dict(tiles=(8, 8, 4, 4, 4), max_blocks=1)):
-        other = cuda_backend.train(prob, chunk=3, path="tiled", **kw)
+        other = cuda_engine.train(prob, chunk=3, path="tiled", **kw)
         for a, b in zip(base, other):
             np.testing.assert_array_equal(a, b, err_msg=str(kw))
 
@@ -375,7 +327,7 @@ def test_tiled_path_does_not_depend_on_tiles_or_groups():
 def test_paths_agree_on_random_networks(seed):
     """Random shapes (0-3 hidden layers of 1-5 units), options, batch sizes, chunks and odd tiles: the chunk and
     tiled paths give the block path's bits."""
-    from fastmlp.engine import cuda_backend
+    from fastmlp.engine import cuda as cuda_engine
     r = np.random.default_rng(seed)
     out = ["sigmoid", "softmax", "identity"][r.integers(3)]
     K = int(r.integers(2, 4)) if out == "softmax" else int(r.integers(1, 3))
@@ -394,9 +346,9 @@ def test_paths_agree_on_random_networks(seed):
                    steps=int(r.integers(1, 4)), batch_size=int(r.integers(0, S + 1)),
                    record_every=int(r.integers(1, 3)), track_grad_norms=bool(r.integers(2)))
     chunk = int(r.integers(1, 6))
-    base = cuda_backend.train(prob, chunk=chunk, path="block")
+    base = cuda_engine.train(prob, chunk=chunk, path="block")
     for kw in (dict(path="chunk"), dict(path="tiled", tiles=(3, 4, 2, 1, 2))):
-        got = cuda_backend.train(prob, chunk=chunk, **kw)
+        got = cuda_engine.train(prob, chunk=chunk, **kw)
         for name, a, b in zip(("params", "curves", "diverged", "grad_norms"), base, got):
             np.testing.assert_array_equal(a, b, err_msg=f"{name}, {kw}, sizes {net.sizes}")
 
@@ -416,7 +368,7 @@ def test_bench_rows_name_the_path_that_ran():
 
 def test_auto_path_choice():
     from types import SimpleNamespace
-    from fastmlp.engine.cuda_backend import choose_path
+    from fastmlp.engine.cuda import choose_path
     from fastmlp.workloads import make_workload
     want = {"w1": "chunk", "w2": "tiled", "wide": "tiled"}  # 37 parameters; 64 units wide; 300
     for name, path in want.items():
@@ -429,7 +381,7 @@ def test_auto_path_choice():
 
 
 def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
-    from fastmlp.engine import cuda_backend
+    from fastmlp.engine import cuda as cuda_engine
     net = Network(n_inputs=3, hidden=(4,))
     X, y = make_data(net)
     T = as_targets(net, y, X.shape[0], np.float64)
@@ -438,7 +390,7 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
                    momentum=np.zeros(1), weight_decay=np.zeros(1), dropout=np.zeros(1), seeds=np.zeros(1, np.uint64),
                    steps=1)
     with pytest.raises(ValueError, match="'diagonal'"):
-        cuda_backend.train(prob, path="diagonal")
+        cuda_engine.train(prob, path="diagonal")
     big = Network(n_inputs=50, hidden=(40,), n_outputs=2)
     Xb, yb = make_data(big)
     prob_big = Problem(sizes=big.sizes, activation="tanh", output="sigmoid", optimizer="sgd",
@@ -446,33 +398,33 @@ def test_bad_path_and_tiles_are_clear_errors(monkeypatch):
                        T=as_targets(big, yb, Xb.shape[0], np.float64), lr=np.ones(1), momentum=np.zeros(1),
                        weight_decay=np.zeros(1), dropout=np.zeros(1), seeds=np.zeros(1, np.uint64), steps=1)
     with pytest.raises(ValueError, match="2122 parameters"):
-        cuda_backend.train(prob_big, path="chunk")
-    assert cuda_backend.paths_for(big.sizes) == ("block", "tiled")
-    assert cuda_backend.paths_for(net.sizes) == ("block", "chunk", "tiled")
+        cuda_engine.train(prob_big, path="chunk")
+    assert cuda_engine.paths_for(big.sizes) == ("block", "tiled")
+    assert cuda_engine.paths_for(net.sizes) == ("block", "chunk", "tiled")
     with pytest.raises(ValueError, match=r"RM must divide TM.*\(8, 8, 4, 3, 4\)"):
-        cuda_backend.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
+        cuda_engine.train(prob, path="tiled", tiles=(8, 8, 4, 3, 4))
     with pytest.raises(ValueError, match="threads per block"):
-        cuda_backend.train(prob, path="tiled", tiles=(64, 32, 4, 4, 1))  # 512 threads
+        cuda_engine.train(prob, path="tiled", tiles=(64, 32, 4, 4, 1))  # 512 threads
     with pytest.raises(ValueError, match="49152"):
-        cuda_backend.train(prob, path="tiled", tiles=(128, 128, 32, 8, 8))  # 66 KB in float64
+        cuda_engine.train(prob, path="tiled", tiles=(128, 128, 32, 8, 8))  # 66 KB in float64
     many = Problem(**{**prob.__dict__, "X": np.zeros((70000, 3)), "T": np.zeros((70000, 1))})
     with pytest.raises(ValueError, match="a batch of 70000 samples in tiles of TN = 1 needs more than 65535"):
-        cuda_backend.train(many, path="tiled", tiles=(1, 1, 1, 1, 1))
+        cuda_engine.train(many, path="tiled", tiles=(1, 1, 1, 1, 1))
     with pytest.raises(ValueError, match=r"threads per block must be in \[1, 256\], got 300"):
-        cuda_backend.train(prob, threads_per_block=300)
+        cuda_engine.train(prob, threads_per_block=300)
     for env in ("64,64,16", "64,64,x,4,4", "64,64,0,4,4"):
         monkeypatch.setenv("FASTMLP_CUDA_TILES", env)
         with pytest.raises(ValueError, match=f"FASTMLP_CUDA_TILES='{env}'"):
-            cuda_backend.train(prob, path="tiled")
+            cuda_engine.train(prob, path="tiled")
 
 
 def test_a_gpu_without_numba_cuda_is_a_clear_message(monkeypatch):
     from types import SimpleNamespace
-    from fastmlp.engine import cuda_backend
-    monkeypatch.setattr(cuda_backend, "simulated", lambda: False)
-    monkeypatch.setattr(cuda_backend, "_cuda", lambda: SimpleNamespace(is_available=lambda: True))
-    real = cuda_backend.importlib.util.find_spec
-    monkeypatch.setattr(cuda_backend.importlib.util, "find_spec",
+    from fastmlp.engine.cuda import device
+    monkeypatch.setattr(device, "simulated", lambda: False)
+    monkeypatch.setattr(device, "_cuda", lambda: SimpleNamespace(is_available=lambda: True))
+    real = device.importlib.util.find_spec
+    monkeypatch.setattr(device.importlib.util, "find_spec",
                         lambda name, *a: None if name == "numba_cuda" else real(name, *a))
     with pytest.raises(RuntimeError, match="numba-cuda package is not installed.*fastmlp\\[cuda\\]"):
-        cuda_backend.check_available()
+        device.check_available()

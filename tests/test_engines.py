@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from fastmlp import Init, Network, Training, init_batch, train_batch
+from fastmlp import Init, Network, Training
+
+from oracle import assert_matches_reference, train_against_reference
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-TOL = {"float64": 1e-10, "float32": 1e-4}
 
 
 def _problem(output, rs, n=48):
@@ -18,18 +19,8 @@ def _problem(output, rs, n=48):
 
 
 def _compare(net, X, y, tr, dtype, init=Init("xavier_normal"), seeds=(1, 2, 3), **per_network):
-    p0 = init_batch(net, init, list(seeds), dtype)
-    kw = dict(training=tr, seeds=np.array(seeds), track_grad_norms=True, **per_network)
-    a = train_batch(net, X, y, p0, backend="numba", **kw)
-    b = train_batch(net, X, y, p0, backend="numpy", **kw)
-    tol = TOL[dtype]
-    scale = np.max(np.abs(b.params))
-    assert np.max(np.abs(a.params - b.params)) <= tol * scale
-    np.testing.assert_allclose(a.curves, b.curves, rtol=tol, atol=tol * 1e-3)
-    np.testing.assert_allclose(a.grad_norms, b.grad_norms, rtol=10 * tol, atol=tol * 1e-2)
-    np.testing.assert_array_equal(a.diverged_step, b.diverged_step)
-    # training must have done something, or the comparison proves nothing
-    assert np.max(np.abs(a.params - p0)) > 100 * tol * scale
+    a, b = train_against_reference("numba", net, X, y, tr, dtype, init, seeds, **per_network)
+    assert_matches_reference(a, b, dtype)
     return a, b
 
 
@@ -70,7 +61,7 @@ def test_everything_at_once_with_per_network_hyperparameters(dtype, optimizer):
 def test_wide_layers_use_both_weight_gradient_kernels(dtype):
     """Layers of 40 and 13 units at minibatch 32 (and a short last batch of 26) take the weight-gradient kernel
     that runs along the inputs; the 13 -> 3 output layer the one along the samples (engine/products.py)."""
-    from fastmlp.engine.products import along_inputs
+    from fastmlp.engine.cpu.products import along_inputs
     itemsize = np.dtype(dtype).itemsize
     assert along_inputs(40, 20, 32, itemsize) and along_inputs(13, 40, 32, itemsize)
     assert not along_inputs(3, 13, 32, itemsize)

@@ -7,7 +7,7 @@ from fastmlp.engine.reference import output_loss_and_delta, forward
 from fastmlp.layout import Layout
 from fastmlp.train import as_targets
 
-from conftest import ENGINES
+from oracle import ENGINES
 
 ACTS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear")
 OUTS = (("sigmoid", 1), ("sigmoid", 2), ("softmax", 3), ("identity", 2))

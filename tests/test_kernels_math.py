@@ -4,8 +4,9 @@ import pytest
 from numba import njit
 
 from fastmlp import rng
-from fastmlp.engine import cpu, simd
-from fastmlp.engine.mathfn import elementwise, tanh_fast, tanh_fast4
+from fastmlp.engine.abi import ACT_CODES
+from fastmlp.engine.cpu import network as cpu, simd
+from fastmlp.engine.cpu.mathfn import elementwise, tanh_fast, tanh_fast4
 
 
 def test_rng_twins_agree_bit_for_bit():
@@ -140,8 +141,8 @@ def test_hidden_activations_on_vectors_equal_the_scalar_functions(dtype):
     rows = -(-x.size // Bt)
     x = np.concatenate([x, np.zeros(rows * Bt - x.size, dtype)])
     c = np.array([0.5, 1.0, 0.01, 2.0, 0.0, 0.999, 1e-8], dtype)  # cpu's constants: _HALF, _ONE, ...
-    for act, scalar in [(cpu.ACT_CODES["tanh"], elementwise("tanh", x)),
-                        (cpu.ACT_CODES["sigmoid"], _scalar_sigmoid(x, dtype(0.5)))]:
+    for act, scalar in [(ACT_CODES["tanh"], elementwise("tanh", x)),
+                        (ACT_CODES["sigmoid"], _scalar_sigmoid(x, dtype(0.5)))]:
         H = np.zeros((rows, 128), dtype)
         H[:, :Bt] = x.reshape(rows, Bt)
         cpu._activate(H, 0, rows, Bt, act, c)

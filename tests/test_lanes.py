@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fastmlp import Init, Network, Training, init_batch, train_batch
-from fastmlp.engine import Problem, lanes
+from fastmlp.engine import Problem
+from fastmlp.engine.cpu import lanes
 
 from test_engines import _compare
 
@@ -97,5 +98,12 @@ def test_a_network_gets_the_same_bits_whatever_shares_its_lanes(dtype):
         assert np.array_equal(some.grad_norms, whole.grad_norms[part], equal_nan=True)
         assert np.array_equal(some.diverged_step, whole.diverged_step[part])
     ref = train_batch(net, X, y, p0, training=tr, lr=lr, seeds=seeds, backend="numpy")
-    # the same networks diverge (not at the same step: rounding grows fast on the way to a NaN)
-    assert np.array_equal(ref.diverged_step >= 0, whole.diverged_step >= 0)
+    # the same networks diverge (not at the same step: rounding grows fast on the way to a NaN, so a network
+    # that one engine sees diverge in the last tenth of the steps may reach its NaN after the end in the other)
+    late = tr.steps * 9 // 10
+    for a, b in ((ref, whole), (whole, ref)):
+        early = (a.diverged_step >= 0) & (a.diverged_step < late)
+        assert early.any() and np.all(b.diverged_step[early] >= 0)
+    assert np.array_equal(ref.diverged_step < 0, whole.diverged_step < 0) or (
+        np.all(np.maximum(ref.diverged_step, whole.diverged_step)[(ref.diverged_step < 0) != (whole.diverged_step < 0)]
+               >= late))

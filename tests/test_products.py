@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastmlp.engine import products as P
-from fastmlp.engine import simd
-from fastmlp.engine.mathfn import fma as fma1
+from fastmlp.engine.cpu import products as P
+from fastmlp.engine.cpu import simd
+from fastmlp.engine.cpu.mathfn import fma as fma1
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-13}

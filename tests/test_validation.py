@@ -24,8 +24,8 @@ def test_bad_network(kwargs, msg):
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(lr=0), "learning rate must be > 0"), (dict(lr=-0.1), "learning rate must be > 0"),
     (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'"), (dict(steps=0), "steps must be a positive"),
-    (dict(dropout=1.0), "dropout must be < 1"), (dict(batch_size=0), "batch_size must be a positive"),
-    (dict(momentum=1.5), "momentum must be < 1"),
+    (dict(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"), (dict(batch_size=0), "batch_size must be a positive"),
+    (dict(momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
 ])
 def test_bad_training(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
@@ -79,3 +79,21 @@ def test_parse_hidden(text, widths):
 def test_parse_hidden_rejects(text):
     with pytest.raises(ValueError, match="hidden"):
         parse_hidden(text)
+
+
+@pytest.mark.parametrize("field,bad", [("lr", 0.0), ("lr", float("inf")), ("momentum", 1.0), ("dropout", -0.1),
+                                       ("weight_decay", -1.0)])
+def test_one_constraint_wherever_a_value_comes_in(field, bad):
+    """Training, train_batch's per-network arrays and a grid axis refuse a value with the same words."""
+    from fastmlp.grid import GridError, GridSpec
+    with pytest.raises(ValueError) as at_training:
+        Training(**{field: bad})
+    net = Network(2, (3,))
+    X = np.zeros((4, 2))
+    with pytest.raises(ValueError) as at_batch:
+        train_batch(net, X, np.zeros(4), init_batch(net, Init(), [0]), **{field: [bad]})
+    with pytest.raises(GridError) as at_grid:
+        GridSpec.from_settings({field: str(bad)})
+    reason = str(at_training.value).split(" must be ", 1)[1]  # e.g. "in [0, 1), got 1.0"
+    assert reason in str(at_batch.value)
+    assert "must be " + reason.split(", got")[0] + ", got" in str(at_grid.value)

@@ -1,6 +1,6 @@
 """numba.cuda kernels of the tiled path: wide layers as shared-memory tiled products, one launch per phase.
 
-The block path (``engine/cuda.py``) gives each network one thread block for all its steps, and each thread
+The block path (``block.py``) gives each network one thread block for all its steps, and each thread
 a whole dot product read from global memory. That suits many small networks; a layer 300 units wide re-reads
 its operands from memory for every output and, with few networks, leaves most multiprocessors idle. Here
 every phase of a step is its own launch over all the networks at once (``blockIdx.z`` is the network), and
@@ -30,8 +30,8 @@ the two paths bit for bit, and so the path can be chosen for speed alone.
 import numpy as np
 from numba import cuda, float32, float64
 
-from . import cuda as blk
-from .cpu import DROP, KEEP, LR, MOM, WD
+from . import block as blk
+from ..abi import BETA2, C_BETA2, C_EPS, C_HALF, C_ONE, C_SLOPE, C_TWO, C_ZERO, DROP, KEEP, LR, MOM, WD
 
 _KERNELS = {}
 
@@ -93,7 +93,7 @@ def _make(dtype_name, tiles):
         scr = SCR[n]
         blk.begin_step(t, full, per_epoch, batch_size, geo[blk.G_S], geo[blk.G_F], geo[blk.G_K], X, T, PS[n],
                        seeds[n], scr, geo[blk.G_XB], geo[blk.G_BM], scr, geo[blk.G_TB], geo[blk.G_BM], scr,
-                       geo[blk.G_CV], out, opt, hyper64[n, MOM], hyper64[n, 5])
+                       geo[blk.G_CV], out, opt, hyper64[n, MOM], hyper64[n, BETA2])
 
     @cuda.jit
     def forward(l, L, t, Bt, full, geo, act, params, X, hyper, hyper64, seeds, c, diverged, SCR):
@@ -103,7 +103,7 @@ def _make(dtype_name, tiles):
         tid = cuda.threadIdx.x
         tx = tid % BX
         ty = tid // BX
-        zero = c[blk._ZERO]
+        zero = c[C_ZERO]
         Bm = geo[blk.G_BM]
         fi = geo[G_HDR + l]
         fo = geo[G_HDR + l + 1]
@@ -154,7 +154,7 @@ def _make(dtype_name, tiles):
                     if last:
                         scr[oH + e] = acc[a, b]
                     else:
-                        h = blk.activate(acc[a, b], act, c[blk._HALF], c[blk._SLOPE], zero)
+                        h = blk.activate(acc[a, b], act, c[C_HALF], c[C_SLOPE], zero)
                         scr[oH + e] = h
                         if use_drop:
                             m = keep if blk.uniform_at(key, j * Bt + s) >= p_drop else zero
@@ -181,8 +181,8 @@ def _make(dtype_name, tiles):
         rL = geo[G_HDR + 3 * L + L]  # roff[L - 1]
         nch = (Bt + chunk - 1) // chunk
         total = blk.output_loss(scr, geo[blk.G_H] + rL * Bm, geo[blk.G_D] + rL * Bm, Bm, ts, to, tl, Bt,
-                                geo[blk.G_K], out, want, nch, geo[blk.G_R], inv, c[blk._HALF], c[blk._TWO],
-                                c[blk._ZERO])
+                                geo[blk.G_K], out, want, nch, geo[blk.G_R], inv, c[C_HALF], c[C_TWO],
+                                c[C_ZERO])
         blk.record_loss(total, inv, t, n, rec, record_every, geo[blk.G_NREC], curves, diverged)
 
     @cuda.jit
@@ -193,8 +193,8 @@ def _make(dtype_name, tiles):
         tid = cuda.threadIdx.x
         tx = tid % BX
         ty = tid // BX
-        zero = c[blk._ZERO]
-        one = c[blk._ONE]
+        zero = c[C_ZERO]
+        one = c[C_ONE]
         Bm = geo[blk.G_BM]
         fi = geo[G_HDR + l]
         fo = geo[G_HDR + l + 1]
@@ -261,7 +261,7 @@ def _make(dtype_name, tiles):
         tid = cuda.threadIdx.x
         tx = tid % BX
         ty = tid // BX
-        zero = c[blk._ZERO]
+        zero = c[C_ZERO]
         Bm = geo[blk.G_BM]
         fi = geo[G_HDR + l]
         fo = geo[G_HDR + l + 1]
@@ -299,7 +299,7 @@ def _make(dtype_name, tiles):
                     v = acc[a, b]
                     if use_drop:
                         v *= scr[oM + e]
-                    scr[oD + e] = v * blk.activation_grad(scr[oH + e], act, c[blk._ONE], c[blk._SLOPE], zero)
+                    scr[oD + e] = v * blk.activation_grad(scr[oH + e], act, c[C_ONE], c[C_SLOPE], zero)
 
     @cuda.jit
     def grad_norms(t, record_every, geo, L, gnorms, diverged, SCR):
@@ -323,13 +323,13 @@ def _make(dtype_name, tiles):
         if diverged[n] >= 0 or i >= p.shape[0]:
             return
         scr = SCR[n]
-        one = c[blk._ONE]
+        one = c[C_ONE]
         oCV = geo[blk.G_CV]
         c1 = scr[oCV + 1] if opt == 3 else one
         c2 = scr[oCV + 2] if opt == 3 else one
-        wd = hyper[n, WD] if is_weight[i] else c[blk._ZERO]
+        wd = hyper[n, WD] if is_weight[i] else c[C_ZERO]
         blk.update_one(p, scr, geo[blk.G_G], geo[blk.G_V], geo[blk.G_M2], i, wd, opt, hyper[n, LR],
-                       hyper[n, MOM], c[blk._BETA2], c[blk._EPS], c1, c2, one)
+                       hyper[n, MOM], c[C_BETA2], c[C_EPS], c1, c2, one)
 
     @cuda.jit
     def zero_moments(opt, P, geo, c, SCR):
@@ -337,9 +337,9 @@ def _make(dtype_name, tiles):
         i = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         if i < P:
             scr = SCR[n]
-            scr[geo[blk.G_V] + i] = c[blk._ZERO]
+            scr[geo[blk.G_V] + i] = c[C_ZERO]
             if opt == 3:
-                scr[geo[blk.G_M2] + i] = c[blk._ZERO]
+                scr[geo[blk.G_M2] + i] = c[C_ZERO]
 
     k = Kernels()
     k.begin_step, k.forward, k.loss, k.weight_grad = begin_step, forward, loss, weight_grad

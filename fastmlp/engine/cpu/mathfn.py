@@ -20,7 +20,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from . import simd
-from .config import CACHE, JIT
+from ...config import CACHE, JIT
 from .simd import fma as vfma, mul as vmul, sub as vsub
 
 _A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
@@ -309,7 +309,7 @@ def _shared_quotients(n0, n1, d0, d1):
 
 @njit(**JIT)
 def _tanh64_vec4(x0, x1, x2, x3):
-    # the four numerators and denominators first, then the divisions: 0.96x when each pair went through in turn
+    # the four numerators and denominators first, then the divisions (bench/NOTES.md, change 33)
     n0, d0 = _tanh64_vec_parts(x0)
     n1, d1 = _tanh64_vec_parts(x1)
     n2, d2 = _tanh64_vec_parts(x2)

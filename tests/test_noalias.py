@@ -1,9 +1,9 @@
-"""rows.load / rows.store: plain element accesses whose alias scopes let LLVM drop the overlap checks."""
+"""noalias.load / noalias.store: plain element accesses whose alias scopes let LLVM drop the overlap checks."""
 import numpy as np
 import pytest
 from numba import njit
 
-from fastmlp.engine.rows import IN, OUT0, OUT1, load, store
+from fastmlp.engine.cpu.noalias import IN, OUT0, OUT1, load, store
 
 
 @njit
@@ -52,5 +52,5 @@ def test_a_scope_must_be_one_of_the_constants():
     def bad(a):
         return load(a, 0, 7)
 
-    with pytest.raises(Exception, match="rows.IN, rows.OUT0, rows.OUT1"):
+    with pytest.raises(Exception, match="noalias.IN, noalias.OUT0, noalias.OUT1"):
         bad(np.zeros(3))

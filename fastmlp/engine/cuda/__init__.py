@@ -1,24 +1,29 @@
 """The ``cuda`` backend: three paths of numba.cuda kernels, which give the same bits, and the choice between them.
 
-``block`` (``engine/cuda.py``): a thread block per network, every step in one launch. ``chunk``
-(``engine/cuda_chunk.py``): the same launch, a thread per chunk of samples with the network in registers, for
-tiny networks. ``tiled`` (``engine/cuda_tiled.py``): a launch per phase over all networks, tiled products, for
-wide layers. ``choose_path`` picks one; ``train`` launches it.
+``block`` (``block.py``): a thread block per network, every step in one launch. ``chunk`` (``chunk.py``): the
+same launch, a thread per chunk of samples with the network in registers, for tiny networks. ``tiled``
+(``tiled.py``): a launch per phase over all networks, tiled products, for wide layers. ``choose_path`` picks
+one; ``train`` launches it. ``device.py`` finds the GPU (or the simulator) and its peak.
 
 Needs a CUDA GPU with its driver and ``numba-cuda`` (``pip install "fastmlp[cuda]"``; the import is still
 ``from numba import cuda``). Without a GPU, ``NUMBA_ENABLE_CUDASIM=1`` (set before numba is imported) runs the
 same kernels in numba's CUDA simulator on the CPU, slowly: that is how the tests check them. The simulator
 works with plain ``numba`` as well as with ``numba-cuda``.
 """
-import importlib.util
-import os
 import warnings
 
 import numpy as np
 
-from ..layout import Layout
-from .cpu_backend import kernel_args
+from .device import check_available, gpu_info, gpu_peak, simulated
+from ..abi import kernel_args
+from ...config import env
+from ...layout import Layout
 
+__all__ = ["CHUNK", "OPTIONS", "PATHS", "check_available", "choose_path", "gpu_info", "gpu_peak", "paths_for",
+           "simulated", "train"]
+
+#: the options ``train`` takes, also as ``Problem.engine_options`` (``train_batch(..., engine_options=...)``)
+OPTIONS = ("path", "threads_per_block", "max_blocks", "tiles", "chunk")
 #: samples per interleaved chunk of every reduction over samples (it fixes the summation order, so it is a
 #: constant of the engine, not a tuning knob: changing it changes results at the rounding level)
 CHUNK = 16
@@ -32,12 +37,12 @@ GPU_TILES = (64, 64, 16, 4, 4)
 #: in the simulator, where every thread is a Python thread and every block costs: 8 x 8 tiles, 4-deep slabs,
 #: 4 x 4 results per thread as on a GPU (4 threads)
 SIM_TILES = (8, 8, 4, 4, 4)
-#: the CUDA paths (``engine/cuda.py``: a block per network; ``engine/cuda_chunk.py``: a thread per chunk of
-#: samples, the network in registers; ``engine/cuda_tiled.py``: tiled products); they give the same bits
+#: the CUDA paths (``block.py``: a block per network; ``chunk.py``: a thread per chunk of samples, the network
+#: in registers; ``tiled.py``: tiled products); they give the same bits
 PATHS = ("auto", "block", "chunk", "tiled")
 #: ``auto`` takes the chunk path for networks of at most this many parameters: each thread holds a gradient
-#: partial and (hoisted by the compiler) the value of every parameter in registers, ~180 of them for W1's 37
-#: in float32 (``ptxas``, sm_90); 90 parameters reach the 255 limit and spill ...
+#: partial and (hoisted by the compiler) the value of every parameter in registers, and larger networks reach
+#: the 255-register limit and spill (ptxas figures: bench/NOTES.md, change 41) ...
 CHUNK_MAX_PARAMS = 64
 #: the chunk path's kernel has a statement per parameter and more: it refuses networks larger than this
 CHUNK_LIMIT_PARAMS = 2048
@@ -45,106 +50,14 @@ CHUNK_LIMIT_PARAMS = 2048
 #: narrower layer leaves most of each tile empty). Both are first estimates; the GPU benchmark decides
 TILED_MIN_WIDTH = 32
 
-_HOW = ("The 'cuda' backend needs an NVIDIA GPU with a working driver and the numba-cuda package: "
-        "pip install \"fastmlp[cuda]\" (or: pip install numba-cuda). To run the CUDA kernels without a GPU, "
-        "in numba's CUDA simulator (slow; for testing), set NUMBA_ENABLE_CUDASIM=1 before Python starts.")
-
-
-def simulated():
-    """Whether numba.cuda is the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` when numba was imported)."""
-    try:
-        from numba import config
-    except ImportError:  # pragma: no cover
-        return False
-    return bool(getattr(config, "ENABLE_CUDASIM", False))
-
-
-def _cuda():
-    try:
-        from numba import cuda
-    except Exception as exc:  # ImportError, or a broken CUDA installation
-        raise RuntimeError(f"numba.cuda cannot be imported ({exc}). {_HOW}") from exc
-    return cuda
-
-
-def check_available():
-    """Raise ``RuntimeError`` (saying how to fix it) unless a GPU or the CUDA simulator can run the kernels."""
-    cuda = _cuda()
-    if simulated():
-        return
-    try:
-        ok = cuda.is_available()
-    except Exception as exc:  # pragma: no cover - driver errors differ between versions
-        raise RuntimeError(f"no usable CUDA GPU ({exc}). {_HOW}") from exc
-    if not ok:
-        raise RuntimeError(f"no usable CUDA GPU was found (numba.cuda.is_available() is False). {_HOW}")
-    if importlib.util.find_spec("numba_cuda") is None:
-        # numba's own, deprecated CUDA target finds the GPU but fails to compile the kernels, obscurely
-        raise RuntimeError(f"a CUDA GPU is there but the numba-cuda package is not installed. {_HOW}")
-
-
-def gpu_info():
-    """The GPU the backend would use, as a dict, or a string saying why there is none (for ``fastmlp info``)."""
-    try:
-        check_available()
-    except RuntimeError as exc:
-        return str(exc)
-    from numba import cuda
-    if simulated():
-        return {"name": "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", "simulator": True,
-                "compute_capability": None, "total_memory_bytes": None, "free_memory_bytes": None}
-    try:
-        dev = cuda.get_current_device()
-        name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
-        free, total = cuda.current_context().get_memory_info()
-        info = {"name": name, "simulator": False,
-                "compute_capability": "{}.{}".format(*dev.compute_capability),
-                "total_memory_bytes": int(total), "free_memory_bytes": int(free),
-                "multiprocessors": int(getattr(dev, "MULTIPROCESSOR_COUNT", 0)) or None}
-        try:
-            info["driver_version"] = ".".join(map(str, cuda.cudadrv.driver.driver.get_version()))
-        except Exception:
-            pass
-        return info
-    except Exception as exc:  # pragma: no cover - only on a broken GPU set-up
-        return f"a CUDA GPU is visible but could not be queried: {exc}"
-
-
-# FP32 / FP64 lanes per multiprocessor (CUDA C Programming Guide, "arithmetic instructions" throughput table)
-_LANES_PER_SM = {(6, 0): (64, 32), (6, 1): (128, 4), (7, 0): (64, 32), (7, 5): (64, 2), (8, 0): (64, 32),
-                 (8, 6): (128, 2), (8, 7): (128, 2), (8, 9): (128, 2), (9, 0): (128, 64)}
-
-
-def gpu_peak():
-    """Peak non-tensor-core FLOP/s of the GPU (FMA = 2 FLOP), as ``machine_peak`` gives the CPU's; None if unknown.
-
-    Multiprocessors x FP32 (FP64) lanes per multiprocessor x 2 x the boost clock the driver reports.
-    """
-    info = gpu_info()
-    if isinstance(info, str) or info["simulator"]:
-        return None
-    try:
-        from numba import cuda
-        dev = cuda.get_current_device()
-        lanes = _LANES_PER_SM.get(tuple(dev.compute_capability))
-        sms, ghz = int(dev.MULTIPROCESSOR_COUNT), int(dev.CLOCK_RATE) / 1e6  # CLOCK_RATE is in kHz
-    except Exception:  # pragma: no cover - depends on the driver
-        return None
-    if lanes is None:
-        return None
-    peak = {"float32": sms * lanes[0] * 2 * ghz, "float64": sms * lanes[1] * 2 * ghz}
-    return dict(peak, description=f"{info['name']}, {sms} SMs x {ghz:.2f} GHz: peak {peak['float32']:.0f} GFLOP/s "
-                                  f"float32, {peak['float64']:.0f} GFLOP/s float64 (no tensor cores)")
-
-
 def _next_pow2(x):
     return 1 << max(0, int(x - 1).bit_length())
 
 
 def _threads(problem, Bmax, threads_per_block, work=None, most=THREADS):
     if threads_per_block is None:
-        env = os.environ.get("FASTMLP_CUDA_THREADS", "")
-        threads_per_block = int(env) if env else (SIM_THREADS if simulated() else None)
+        env_threads = env("FASTMLP_CUDA_THREADS")
+        threads_per_block = int(env_threads) if env_threads else (SIM_THREADS if simulated() else None)
     if threads_per_block is None:
         # as many threads as the widest phase can use (by default its (unit, sample) pairs), in whole warps
         if work is None:
@@ -162,7 +75,7 @@ def scratch_layout(problem, chunk=CHUNK, path="block"):
     The reduction buffer holds the loss partials and the gradient norms' squares, and on the block path the
     weight-gradient partials of every (unit, input, chunk), on the chunk path those of every (parameter,
     chunk); the chunk path keeps activations and deltas in registers."""
-    from . import cuda as kern
+    from . import block as kern
     sizes = np.asarray(problem.sizes, dtype=np.int64)
     L = sizes.size - 1
     S, F = problem.X.shape
@@ -246,13 +159,22 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
 
     ``path`` is ``"block"`` (a block per network, all steps in one launch), ``"chunk"`` (the same, with a
     thread per chunk of samples and the network in registers), ``"tiled"`` (tiled products, a launch per
-    phase) or ``"auto"`` (``choose_path``; the default, or ``$FASTMLP_CUDA_PATH``). The paths give the same
+    phase) or ``"auto"`` (``choose_path``). The paths give the same
     bits. ``threads_per_block``, ``max_blocks`` (block and chunk paths: the grid, blocks are persistent; tiled
-    path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``, or ``$FASTMLP_CUDA_TILES``)
+    path: networks per launch) and ``tiles`` (tiled path: ``(TM, TN, TK, RM, RN)``)
     change the launch only, never a result; ``chunk`` (default ``CHUNK``) sets the summation order of the
     reductions over samples.
+
+    Each argument left as None is taken from ``problem.engine_options`` (same names), else from the
+    environment (``FASTMLP_CUDA_PATH``, ``FASTMLP_CUDA_TILES``, ``FASTMLP_CUDA_THREADS``: ``fastmlp.config``),
+    else the default.
     """
-    path = path or os.environ.get("FASTMLP_CUDA_PATH", "") or "auto"
+    opts = problem.engine_options or {}
+    path = path or opts.get("path") or env("FASTMLP_CUDA_PATH") or "auto"
+    threads_per_block = opts.get("threads_per_block") if threads_per_block is None else threads_per_block
+    max_blocks = opts.get("max_blocks") if max_blocks is None else max_blocks
+    tiles = opts.get("tiles") if tiles is None else tiles
+    chunk = opts.get("chunk") if chunk is None else chunk
     if path not in PATHS:
         raise ValueError(f"unknown CUDA path {path!r}; choose one of: {', '.join(PATHS)}")
     if path == "auto":
@@ -291,7 +213,7 @@ def train(problem, threads_per_block=None, chunk=None, max_blocks=None, path=Non
 def _train_blocks(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, path):
     """The block and chunk paths: one launch, a block per network (persistent blocks)."""
     from numba import cuda
-    from . import cuda as kern, cuda_chunk
+    from . import block as kern, chunk as cuda_chunk
 
     N = params.shape[0]
     dt = params.dtype
@@ -331,10 +253,10 @@ def _tiles(tiles, itemsize=8):
     """The tiled path's (TM, TN, TK, RM, RN): as given, else ``$FASTMLP_CUDA_TILES`` ("64,64,16,4,4"), else the
     default for a GPU or the simulator; ``ValueError`` naming a bad one (``itemsize``: the dtype's bytes, for
     the shared-memory limit)."""
-    env = os.environ.get("FASTMLP_CUDA_TILES", "") if tiles is None else ""
-    where = f"FASTMLP_CUDA_TILES={env!r}: " if env else ""
+    env_tiles = env("FASTMLP_CUDA_TILES") if tiles is None else ""
+    where = f"FASTMLP_CUDA_TILES={env_tiles!r}: " if env_tiles else ""
     if tiles is None:
-        tiles = env.split(",") if env else SIM_TILES if simulated() else GPU_TILES
+        tiles = env_tiles.split(",") if env_tiles else SIM_TILES if simulated() else GPU_TILES
     try:
         tiles = tuple(int(x) for x in tiles)
     except (TypeError, ValueError):
@@ -355,7 +277,7 @@ def _tiles(tiles, itemsize=8):
 
 def _train_tiled(problem, a, params, curves, diverged, gnorms, chunk, threads_per_block, max_blocks, tiles):
     from numba import cuda
-    from . import cuda as kern, cuda_tiled
+    from . import block as kern, tiled as cuda_tiled
 
     TM, TN = tiles[0], tiles[1]
     k = cuda_tiled.kernels(params.dtype, tiles)

@@ -1,6 +1,6 @@
 """The Numba CPU engine for small full-batch networks: one network per SIMD lane, one sample at a time.
 
-The row engine (``engine/cpu.py``) trains one network per thread and runs each pass of a step along the samples:
+The per-network kernel (``network.py``) trains one network per thread and runs each pass of a step along the samples:
 for W1's 7 -> 4 -> 1 network that is ~12 passes over 891-sample rows per step, each too short in its other
 dimension to keep the vector units busy (bench/NOTES.md, "What would close the gaps"). Here a group of ``W``
 networks (two of the host's vectors: 16 float64 or 32 float32 on AVX-512) shares every vector, one network per
@@ -13,27 +13,26 @@ or the vector width, and a NaN in one lane stays there. Which engine trains a ne
 problem (``takes``), so a network gets the same bits however a grid is chunked.
 
 Within a network every unit goes through the same operations in the same order, so identical units stay
-identical. The forward products and the deltas are the row engine's chains of fused multiply-adds (bias first,
-then the inputs in order); the gradient's sum over the samples runs in another order than the row engine's.
+identical. The forward products and the deltas are the per-network kernel's chains of fused multiply-adds (bias first,
+then the inputs in order); the gradient's sum over the samples runs in another order than the per-network kernel's.
 """
 import numpy as np
 from numba import njit, prange
 
 from . import simd
-from .config import CACHE, JIT
-from .cpu import _BETA2, _EPS, _HALF, _ONE, _SLOPE, _TWO, _ZERO, DROP, LR, MOM, WD, _zeros_aligned
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast, tanh_fast4
 from .simd import add, fma, mul, store, sub, where_gt
 from .simd import wide_pair as group  # the vectors of a group of networks: two of the host's (change 32)
+from .network import zeros_aligned
+from ..abi import BETA2, C_BETA2, C_EPS, C_HALF, C_ONE, C_SLOPE, C_TWO, C_ZERO, LR, MOM, WD
+from ...config import CACHE, JIT
 
 _jit = dict(cache=CACHE, **JIT)
 
 # How wide a network's layers may be to be trained here (the inputs excepted). Per sample and network this engine
 # runs each product with a parameter vector from memory per multiply-add and adds to the gradient in memory,
-# where the row engine's tiles keep theirs in registers over 891-sample rows: it wins while the products between
-# hidden layers are small. Measured against the row engine (bench/NOTES.md, change 30; float32 / float64, tanh,
-# W1's data): one hidden layer of 4, 16, 32, 64 units 1.27 / 0.98, 1.44 / 0.99, 1.37 / -, 1.22 / 1.09x;
-# 8x2 1.31 / 1.01x, 8x4 1.14 / 1.02x; but 16x2 - / 0.99x, 24x2 0.95 / -, 16x3 0.98 / 0.88x, 64x2 0.69 / 0.79x.
+# where the per-network kernel's tiles keep theirs in registers over long rows: it wins while the products
+# between hidden layers are small. The limits come from measurements (bench/NOTES.md, change 30).
 MAX_WIDTH = 64  # a network with at most one hidden layer (and its output layer)
 MAX_DEEP_WIDTH = 8  # every hidden layer of a network with two or more
 # samples per block (the code below names its four accumulators)
@@ -71,7 +70,7 @@ def _activate(x, act, half, zero, slope):
     return x
 
 
-@njit(inline="always", **_jit)  # inlined: as a call, float32 ran 0.93x of four _activate calls
+@njit(inline="always", **_jit)  # inlined: as a call it was slower (bench/NOTES.md, change 33)
 def _activate4(a0, a1, a2, a3, act, half, zero, slope):
     """``_activate`` of a block's four samples; a tanh or sigmoid shares divisions between them (``tanh_fast4``)."""
     if act == 0:
@@ -86,7 +85,7 @@ def _activate4(a0, a1, a2, a3, act, half, zero, slope):
 
 @njit(**_jit)
 def _derivative_times(d, h, act, one, zero, slope):
-    """``d * act'`` given the activation's output ``h``, as the row engine's ``_input_delta`` computes it."""
+    """``d * act'`` given the activation's output ``h``, as the per-network kernel's ``_input_delta`` computes it."""
     if act == 0:
         return mul(d, sub(one, mul(h, h)))
     if act == 1:
@@ -101,7 +100,7 @@ def _derivative_times(d, h, act, one, zero, slope):
 @njit(inline="always", **_jit)
 def _output_delta(y, t, out, two, inv):
     """d loss / d logit for a sigmoid (``out`` 0; ``y`` the sigmoid of the logit) or identity (2; ``y`` the
-    logit) output, as the row engine computes it."""
+    logit) output, as the per-network kernel computes it."""
     if out == 0:
         return mul(sub(y, t), inv)
     return mul(mul(two, sub(y, t)), inv)
@@ -109,7 +108,7 @@ def _output_delta(y, t, out, two, inv):
 
 @njit(**_jit)
 def _update(PW, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
-    """The row engine's ``_update``, one vector (one parameter of every lane) at a time."""
+    """The per-network kernel's ``_update``, one vector (one parameter of every lane) at a time."""
     for i in range(i0, i1):
         p, g = group.load(PW, i, 0), add(group.load(G, i, 0), mul(wd, group.load(PW, i, 0)))
         if opt == 0:
@@ -141,18 +140,18 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     P = params.shape[1]
     first = g * W
     nl = min(W, nets.size - first)
-    zero, one = c[_ZERO], c[_ONE]
+    zero, one = c[C_ZERO], c[C_ONE]
     zv, onev = group.splat(zero), group.splat(one)
-    half, two = group.splat(c[_HALF]), group.splat(c[_TWO])
-    b2, eps = group.splat(c[_BETA2]), group.splat(c[_EPS])
-    slope = group.splat(c[_SLOPE])
+    half, two = group.splat(c[C_HALF]), group.splat(c[C_TWO])
+    b2, eps = group.splat(c[C_BETA2]), group.splat(c[C_EPS])
+    slope = group.splat(c[C_SLOPE])
 
     # parameter i of lane w at PW[i, w]; lanes past the group's networks train a network of zeros, never read
-    PW = _zeros_aligned(P, W, params)
-    G = _zeros_aligned(P, W, params)
-    V = _zeros_aligned(P, W, params)
-    M2 = _zeros_aligned(P, W, params)
-    HY = _zeros_aligned(8, W, params)  # lr, momentum, weight decay, Adam's corrections, loss, check, grad norm
+    PW = zeros_aligned(P, W, params)
+    G = zeros_aligned(P, W, params)
+    V = zeros_aligned(P, W, params)
+    M2 = zeros_aligned(P, W, params)
+    HY = zeros_aligned(8, W, params)  # lr, momentum, weight decay, Adam's corrections, loss, check, grad norm
     for w in range(nl):
         n = nets[first + w]
         for i in range(P):
@@ -167,10 +166,10 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
     for l in range(L):
         roff[l] = U
         U += sizes[l + 1]
-    H = _zeros_aligned(Q * U, W, params)  # a block's activations (the output layer's logits): row Q unit + q
-    D = _zeros_aligned(Q * U, W, params)  # and their deltas
-    E = _zeros_aligned(K + 1, W, params)  # softmax's exponentials and their sum
-    Z = _zeros_aligned(S * K, W, params)  # the logits, on the steps that record a loss
+    H = zeros_aligned(Q * U, W, params)  # a block's activations (the output layer's logits): row Q unit + q
+    D = zeros_aligned(Q * U, W, params)  # and their deltas
+    E = zeros_aligned(K + 1, W, params)  # softmax's exponentials and their sum
+    Z = zeros_aligned(S * K, W, params)  # the logits, on the steps that record a loss
     cvt = np.empty(1, dtype=params.dtype)
     cvt[0] = 1.0 / S if out == 1 else 1.0 / (S * K)
     inv = group.splat(cvt[0])
@@ -182,8 +181,8 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             store(G, i, 0, zv)
         chk = zv
         for s in range(0, S, Q):
-            # Q samples at once, each its own chain of operations: one sample's pass is a chain ~200 cycles long
-            # (products, tanh, output, back) and too many instructions for the core to overlap two of them
+            # Q samples at once, each its own chain of operations: one sample's pass is a long chain
+            # (products, tanh, output, back) with too many instructions for the core to overlap two of them
             # (bench/NOTES.md, change 30). A block past the last sample repeats it, with its deltas set to zero.
             s0, s1, s2, s3 = s, min(s + 1, S - 1), min(s + 2, S - 1), min(s + 3, S - 1)
             for l in range(L):
@@ -280,7 +279,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             # (kept in D for the layer below) and at once, while they are in registers, its bias's and weights'
             # gradient: no second pass over the deltas (bench/NOTES.md, change 31).
             # (The weight-gradient loops below are written out twice on purpose: shared through an inlined helper
-            # that takes the arrays, or through one loop over all layers, they ran 0.8-1.0x; change 31.)
+            # that takes the arrays, or through one loop over all layers, they ran slower; change 31.)
             l = L - 1  # the output layer's biases and weights
             fi, r_in = sizes[l], Q * roff[l - 1]
             for o in range(K):
@@ -368,7 +367,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             if alive[w] and not (np.isfinite(HY[6, w]) and np.isfinite(HY[5, w])):
                 n = nets[first + w]
                 diverged[n] = t
-                for i in range(P):  # the parameters the step started from, as the row engine leaves them
+                for i in range(P):  # the parameters the step started from, as the per-network kernel leaves them
                     params[n, i] = PW[i, w]
                 alive[w] = False
                 n_alive -= 1
@@ -395,7 +394,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
             if opt == 3:
                 n = nets[first + w]
                 HY[3, w] = 1.0 / (1.0 - hyper64[n, MOM] ** (t + 1))
-                HY[4, w] = 1.0 / (1.0 - hyper64[n, 5] ** (t + 1))
+                HY[4, w] = 1.0 / (1.0 - hyper64[n, BETA2] ** (t + 1))
         lr, mu, wd = group.load(HY, 0, 0), group.load(HY, 1, 0), group.load(HY, 2, 0)
         c1, c2 = group.load(HY, 3, 0), group.load(HY, 4, 0)
         for l in range(L):
@@ -413,7 +412,7 @@ def _train_group(g, nets, sizes, w_off, b_off, act, out, opt, params, X, T, hype
 def train_lanes_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, steps,
                        record_every, c, track, curves, diverged, gnorms):
     """Trains the networks ``params[nets]`` (full batch) in place, ``wide`` lanes at a time; fills their rows of
-    ``curves``, ``diverged`` and ``gnorms``. The other arguments are the row engine's
+    ``curves``, ``diverged`` and ``gnorms``. The other arguments are the per-network kernel's
     (``cpu.train_batch_kernel``)."""
     W = group.BYTES // params.itemsize
     for g in prange((nets.size + W - 1) // W):

@@ -1,6 +1,6 @@
 """numba.cuda kernels: the training contract of the CPU engine, all networks x all steps in ONE launch.
 
-Imported only when the ``cuda`` backend is asked for (``cuda_backend`` prepares the arrays and launches).
+Imported only when the ``cuda`` backend is asked for (the backend, ``engine/cuda/__init__.py``, prepares the arrays and launches).
 Set ``NUMBA_ENABLE_CUDASIM=1`` before numba is imported to run these kernels on the CPU in the CUDA simulator
 (that is how CI tests them); the simulator checks the logic, never the speed.
 
@@ -48,31 +48,16 @@ approximations: those exist to let LLVM vectorise a CPU loop, and a GPU thread i
 ``nnan``/``ninf`` and break divergence detection); numba.cuda's default FMA contraction is on, which is the
 same for every unit.
 
-Real GPU, W1 (891 samples, 7 -> 4 -> 1, 1000 steps, 16384 networks), not measured here
--------------------------------------------------------------------------------------
-Per step and network: forward 891 x (28 + 4) FMAs, backward about twice that: ~100k FMAs, i.e. 1.6e12 FMAs
-for the sweep -- 0.05 s at an H100's FP32 peak, so the kernel is bound by memory and latency, not
-arithmetic. ``H`` and ``D`` are 5 x 891 per network (18 KB each in float32): 16384 networks give 600 MB of
-scratch in all, but only the resident blocks' scratch is live at a time (a few hundred blocks x 36 KB, well
-inside the 50 MB L2), so the phases mostly hit L2; estimate ~150 KB of traffic per step and network ->
-~2.5 TB of L2 traffic for the sweep -> of the order of 1 s. The reduction phases (loss tree, weight-gradient
-partial sums) keep few threads busy and cost ~10 barriers per step. Compiled for sm_90 (``cuda.compile_ptx``
-+ ``ptxas -v``, no GPU needed) the kernel uses 184 registers per thread in float32 and 210 in float64,
-without spills (every device function is inlined; NVVM unrolls the inner loops); limiting it to 64 spills
-~0.6 KB per thread. At 184 registers only 2 blocks of 128 threads (8 warps) are resident per SM: latency
-hiding is thin, and that is the first thing to measure (against ``max_registers=96/128``, 64-thread blocks).
-Expected next steps once a GPU is at hand: measure with Nsight; put ``X``/``T`` (7 x 891 floats = 25 KB) in
-shared memory for full-batch runs and ``H``/``D`` in shared memory when ``2 x rows x batch`` fits (36 KB for
-W1 in float32), which moves that traffic from L2 to shared memory; a warp per network instead of a block for tiny batches.
-For networks as small as W1's, ``cuda_chunk.py`` (the chunk path) keeps a whole sample's step in one thread's
+Estimates of this path's cost on a GPU, and its register counts, are in bench/NOTES.md (change 42); for
+networks as small as W1's, ``chunk.py`` (the chunk path) keeps a whole sample's step in one thread's
 registers instead, with the same sums in the same order.
 
 Wide layers (784 -> 300 x 20 -> 10, batch 256): the tiled path
 -----------------------------------------------------------------
 This path computes them correctly, but slowly: each thread's dot product re-reads its operands from global
-memory (no reuse), and with few networks the grid has fewer blocks than the GPU has SMs. ``cuda_tiled.py``
+memory (no reuse), and with few networks the grid has fewer blocks than the GPU has SMs. ``tiled.py``
 launches each phase over all networks, with the products as shared-memory tiled products, and sums every
-element in this path's order (so the two give the same bits); ``cuda_backend.choose_path`` picks one.
+element in this path's order (so the two give the same bits); ``engine.cuda.choose_path`` picks one.
 Tensor cores (TF32/FP16) would change the rounding and must stay opt-in; cuBLAS strided-batched GEMM would be the
 quickest route but does not document its reduction order per element.
 """
@@ -81,11 +66,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from .config import CACHE
-from .cpu import DROP, KEEP, LR, MOM, WD  # columns of the hyper-parameter arrays
+from ..abi import BETA2, C_BETA2, C_EPS, C_HALF, C_ONE, C_SLOPE, C_TWO, C_ZERO, DROP, KEEP, LR, MOM, WD
+from ...config import CACHE
 
-# indices into the per-dtype constant vector ``c`` (the same vector the CPU engine takes)
-_HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
 
 # ---- the counter-based hash of fastmlp.rng, as device functions (same constants, same uint64 arithmetic) ----
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -429,13 +412,13 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
     gr = gb + L
     full = batch_size <= 0 or batch_size >= S
     per_epoch = 1 if full else (S + batch_size - 1) // batch_size
-    half = c[_HALF]
-    one = c[_ONE]
-    slope = c[_SLOPE]
-    two = c[_TWO]
-    zero = c[_ZERO]
-    b2 = c[_BETA2]
-    eps = c[_EPS]
+    half = c[C_HALF]
+    one = c[C_ONE]
+    slope = c[C_SLOPE]
+    two = c[C_TWO]
+    zero = c[C_ZERO]
+    b2 = c[C_BETA2]
+    eps = c[C_EPS]
     scr = SCR[blk]
     ps = PS[0 if full else blk]
     xs, xo, xl, ts, to, tl = batch_arrays(full, X, T, scr, geo)
@@ -450,7 +433,7 @@ def train_kernel(geo, L, act, out, opt, params, X, T, hyper, hyper64, seeds, ste
         mu = hyper[n, MOM]
         wd_n = hyper[n, WD]
         mu64 = hyper64[n, MOM]
-        beta2_64 = hyper64[n, 5]
+        beta2_64 = hyper64[n, BETA2]
 
         p = params[n]
 

@@ -1,4 +1,4 @@
-"""The CPU engine's matrix products, register-blocked with explicit SIMD vectors (``engine/simd.py``).
+"""The CPU engine's matrix products, register-blocked with explicit SIMD vectors (``simd.py``).
 
 Three products per layer and step, on feature-major rows (``(units, samples)``):
 
@@ -23,7 +23,7 @@ that this stays inside them); the samples past ``Bt`` hold zeros or stale values
 """
 from numba import njit
 
-from .config import CACHE, JIT
+from ...config import CACHE, JIT
 from .mathfn import fma as fma1
 from .simd import add, fixed, fma, lane_sum, mul, store, store_flat, sub, wide
 
@@ -55,8 +55,7 @@ def product(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc)
 def tanh_delta(p, w0, fi, fo, D, dr0, dst0, Bc, H, one):
     """``D[dst0 + k, :Bc] = (sum_j p[w0 + j fi + k] D[dr0 + j, :Bc]) * (1 - H[dst0 + k]^2)``: the delta of a
     tanh layer below, without dropout (``product``'s delta with the derivative applied to each tile in
-    registers before it is stored: a pass over the rows afterwards was ~5 % of a W2 step, bench/NOTES.md
-    change 36). The operations, and so the bits, are the scalar expression's ``d * (1 - h * h)``.
+    registers before it is stored, which saves a pass over the rows: bench/NOTES.md change 36). The operations, and so the bits, are the scalar expression's ``d * (1 - h * h)``.
     """
     _tiles(p, w0, 1, fi, -1, one - one, fi, fo, D, dr0, D, dst0, Bc, H, one)
 
@@ -65,8 +64,8 @@ def tanh_delta(p, w0, fi, fo, D, dr0, dst0, Bc, H, one):
 def _tiles(p, wbase, su, sr, bias0, zero, n_out, n_sum, inp, ir0, out, or0, Bc, H, one):
     """``product``'s tiles, with the tanh derivative taken from ``H`` at the store unless ``H`` is None. The
     choice is by type, so numba compiles each tile kernel twice, each with its epilogue alone: with the
-    choice a run-time flag, LLVM compiled the tile loop 3.5x slower (bench/NOTES.md, change 35), and inlining
-    the kernels into two callers instead doubled the row engine's first compile (change 36)."""
+    choice a run-time flag, LLVM compiled a slower tile loop (bench/NOTES.md, change 35), and inlining
+    the kernels into two callers instead lengthened the first compile (change 36)."""
     n6 = _tiles_of_six(n_out)
     j = 0
     while j < 6 * n6:
@@ -310,7 +309,7 @@ def _grad_along_inputs(D, dr0, fo, AT, fi, Bt, G, w0, zero, tmp):
     """``G[w0 + j fi + k] = sum_s D[dr0 + j, s] AT[s, k]``, vectors along the inputs (``AT`` is the layer's
     input transposed, ``transpose``).
 
-    Tiles of 8 units x 2 vectors of inputs (16 chains: the 4 x 2 tile before ran 1.4x slower alone, bench/NOTES.md
+    Tiles of 8 units x 2 vectors of inputs (16 chains, enough to hide the fused multiply-add's latency: bench/NOTES.md
     change 38), then 4, then 1 unit, one fused multiply-add chain per (unit, input) along the samples in order:
     no sum across lanes. The lanes past ``fi`` compute on whatever ``AT`` holds there and are not stored
     (``tmp``, 2 vectors, takes a partial tile).

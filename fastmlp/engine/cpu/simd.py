@@ -2,7 +2,7 @@
 
 LLVM vectorises only innermost loops, and numba leaves its SLP vectoriser off (numba #8705), so a product
 written with scalars is vectorised along one loop and streams rows through memory: a pass of two units over
-eight inputs spills its weights and reaches ~30 % of a core's peak (bench/NOTES.md, "What bounds W2"). With a
+eight inputs spills its weights and reaches a small share of a core's peak (bench/NOTES.md, "What bounds W2"). With a
 vector type the products can be written like a BLAS micro-kernel instead: a tile of accumulators held in
 registers for all of a sum's terms, each loaded input vector used by several units, the weights broadcast
 from memory. ``Vec`` is an LLVM ``<W x float>`` / ``<W x double>`` of 32 to 128 bytes.
@@ -35,7 +35,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from .config import VECTOR_BYTES
+from ...config import VECTOR_BYTES
 
 BYTES = 64  # the fixed vector's size: 16 float32 or 8 float64 lanes
 

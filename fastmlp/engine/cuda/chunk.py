@@ -1,6 +1,6 @@
 """numba.cuda kernel of the chunk path: for small networks, a thread per chunk of samples, the network in registers.
 
-The block path (``engine/cuda.py``) runs every phase of a step over (unit, sample) pairs, with the activations
+The block path (``block.py``) runs every phase of a step over (unit, sample) pairs, with the activations
 and deltas in global scratch and a barrier after each phase. For a network as small as W1's (7 -> 4 -> 1,
 37 parameters) that is ~12 barriers and several trips through L2 per step for ~100k multiply-adds. Here one
 block still trains one network (persistent blocks, as there), but thread ``ci`` takes the samples of chunk
@@ -9,7 +9,7 @@ and that chunk's partial sums of the weight gradient, all in registers. The kern
 network's layer sizes, activation, output and optimiser (``kernels``; ``source`` shows it): the statements over
 units, inputs and parameters are unrolled in its source with constant indices, so that the activations, deltas
 and gradient partials (one per parameter), local arrays there, become registers; loops over the layers left to
-the compiler kept them in local memory (``ptxas``: a 224-byte stack frame for W1). Then, as in the block path:
+the compiler kept them in local memory (bench/NOTES.md, change 41). Then, as in the block path:
 the loss partials by ``tree_sum``, the gradient partials added in chunk order (one thread per parameter), the
 gradient norms and the update.
 
@@ -23,9 +23,9 @@ import linecache
 import numpy as np
 from numba import cuda, float32, float64
 
-from ..layout import Layout
-from . import cuda as blk
-from .cpu import DROP, KEEP, LR, MOM, WD
+from . import block as blk
+from .. import abi
+from ...layout import Layout
 
 _KERNELS = {}
 
@@ -123,10 +123,11 @@ def _updates(sizes):
 
 def _make(dtype_name, sizes, act, out, opt):
     src = source(sizes, act, out, opt)
-    name = f"<fastmlp.engine.cuda_chunk {'-'.join(map(str, sizes))} {act} {out} {opt}>"
+    name = f"<fastmlp.engine.cuda.chunk {'-'.join(map(str, sizes))} {act} {out} {opt}>"
     linecache.cache[name] = (len(src), None, src.splitlines(True), name)  # for tracebacks and numba's messages
-    scope = dict(cuda=cuda, blk=blk, DT=float32 if dtype_name == "float32" else float64, DROP=DROP,
-                 KEEP=KEEP, LR=LR, MOM=MOM, WD=WD)
+    # the generated source reads abi's column and constant names as globals
+    scope = dict(cuda=cuda, blk=blk, DT=float32 if dtype_name == "float32" else float64,
+                 **{k: v for k, v in vars(abi).items() if k.isupper() and isinstance(v, int)})
     exec(compile(src, name, "exec"), scope)
     return cuda.jit(scope["train_kernel"])
 
@@ -153,13 +154,13 @@ def train_kernel(geo, act, out, opt, params, X, T, hyper, hyper64, seeds, steps,
     oRG = oR + (Bm + chunk - 1) // chunk  # the gradient partials, after the loss partials
     full = batch_size <= 0 or batch_size >= S
     per_epoch = 1 if full else (S + batch_size - 1) // batch_size
-    half = c[blk._HALF]
-    one = c[blk._ONE]
-    slope = c[blk._SLOPE]
-    two = c[blk._TWO]
-    zero = c[blk._ZERO]
-    b2 = c[blk._BETA2]
-    eps = c[blk._EPS]
+    half = c[C_HALF]
+    one = c[C_ONE]
+    slope = c[C_SLOPE]
+    two = c[C_TWO]
+    zero = c[C_ZERO]
+    b2 = c[C_BETA2]
+    eps = c[C_EPS]
     scr = SCR[blk_id]
     ps = PS[0 if full else blk_id]
     xs, xo, xl, ts, to, tl = blk.batch_arrays(full, X, T, scr, geo)
@@ -186,7 +187,7 @@ def train_kernel(geo, act, out, opt, params, X, T, hyper, hyper64, seeds, steps,
 
         for t in range(steps):
             Bt = blk.begin_step(t, full, per_epoch, batch_size, S, {F}, {K}, X, T, ps, seed, xs, xo, xl, ts, to, tl,
-                                scr, oCV, out, opt, hyper64[n, MOM], hyper64[n, 5])
+                                scr, oCV, out, opt, hyper64[n, MOM], hyper64[n, BETA2])
             rec = t % record_every == 0
             want = rec or out == 2
             inv = scr[oCV]

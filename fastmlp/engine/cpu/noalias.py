@@ -2,9 +2,8 @@
 
 A loop that writes output rows and reads input rows of the same arrays (``H`` holds every layer's activations)
 can only be vectorised if the rows do not overlap; LLVM cannot prove that, so it emits a runtime check of every
-written row against every other row before each loop: for a pass of two units over eight inputs, ~20 pointer
-comparisons, spills and branches, ~270 cycles, as much as the loop itself at a batch of 128 (bench/NOTES.md,
-change 18). ``load(row, s, scope)`` and ``store(row, s, value, scope)`` are plain element accesses that carry
+written row against every other row before each loop, which costs as much as a short loop itself
+(bench/NOTES.md, change 18). ``load(row, s, scope)`` and ``store(row, s, value, scope)`` are plain element accesses that carry
 LLVM's scoped no-alias metadata: an access in one scope never aliases an access in another, so the checks go.
 
 The scopes are a promise the caller keeps: rows accessed under different scopes are different rows. The
@@ -24,7 +23,7 @@ _NAMES = ("in", "out0", "out1")
 def _metadata(module, scope):
     """The (alias.scope, noalias) metadata nodes of ``scope`` in ``module`` (uniqued by content)."""
     domain = module.add_metadata([ir.MetaDataString(module, "fastmlp.rows")])
-    nodes = [module.add_metadata([ir.MetaDataString(module, "fastmlp.rows." + n), domain]) for n in _NAMES]
+    nodes = [module.add_metadata([ir.MetaDataString(module, "fastmlp.noalias." + n), domain]) for n in _NAMES]
     mine = module.add_metadata([nodes[scope]])
     others = module.add_metadata([nodes[i] for i in range(len(_NAMES)) if i != scope])
     return mine, others
@@ -32,7 +31,7 @@ def _metadata(module, scope):
 
 def _scope_of(scope):
     if not isinstance(scope, types.IntegerLiteral) or scope.literal_value not in range(len(_NAMES)):
-        raise TypeError("the scope must be one of the constants rows.IN, rows.OUT0, rows.OUT1")
+        raise TypeError("the scope must be one of the constants noalias.IN, noalias.OUT0, noalias.OUT1")
     return scope.literal_value
 
 

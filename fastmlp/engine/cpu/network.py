@@ -1,13 +1,13 @@
-"""The Numba CPU engine: all steps of all networks in one compiled call, one network per thread.
+"""The per-network CPU kernel: all steps of all networks in one compiled call, one network per thread.
 
-(Small full-batch networks go to ``engine/lanes.py`` instead, one network per SIMD lane; ``cpu_backend`` splits
-a batch between the two.)
+(Small full-batch networks go to ``lanes.py`` instead, one network per SIMD lane; the backend in ``__init__.py``
+splits a batch between the two.)
 
 Activations are feature-major, ``(units, batch)``, so the innermost loop of every element-wise pass runs along
 samples: long, contiguous and vectorised. The matrix products are register-blocked SIMD kernels
-(``engine/products.py``). Each network owns its buffers (allocated once, before its first step); no accumulator
+(``products.py``). Each network owns its buffers (allocated once, before its first step); no accumulator
 is shared between threads. Rows are padded to 32 values (aligned vector loads, whole tiles of samples), and
-the element-wise passes that write rows do so through ``rows.store`` (no runtime overlap checks before a loop).
+the element-wise passes that write rows do so through ``noalias.store`` (no runtime overlap checks before a loop).
 
 Identical units must stay bit-identical, so every unit goes through the same operations in the same order:
 the products compute every output alike whatever its place in a tile, and every element-wise pass is the
@@ -17,21 +17,13 @@ import numpy as np
 from numba import njit, prange
 
 from . import simd
-from .config import CACHE, JIT, JIT_REDUCE
 from .mathfn import exp_neg, log1p_exp_neg, log_fast, tanh_fast
+from .noalias import IN, OUT0, load, store
 from .products import along_inputs, at_columns, product, tanh_delta, tile_columns, transpose, weight_grad
-from .rows import IN, OUT0, load, store
 from .simd import fixed, wide
-from .. import rng
-
-ACT_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "leaky_relu": 3, "linear": 4}
-OUT_CODES = {"sigmoid": 0, "softmax": 1, "identity": 2}
-OPT_CODES = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
-
-# indices into the per-dtype constant vector ``c`` (so that float32 code stays float32)
-_HALF, _ONE, _SLOPE, _TWO, _ZERO, _BETA2, _EPS = 0, 1, 2, 3, 4, 5, 6
-# columns of the per-network hyper-parameter arrays
-LR, MOM, WD, DROP, KEEP = 0, 1, 2, 3, 4
+from ..abi import BETA2, C_BETA2, C_EPS, C_HALF, C_ONE, C_SLOPE, C_TWO, C_ZERO, DROP, KEEP, LR, MOM, WD
+from ... import rng
+from ...config import CACHE, JIT, JIT_REDUCE
 
 _jit = dict(cache=CACHE, **JIT)
 _jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
@@ -39,7 +31,7 @@ _jit_reduce = dict(cache=CACHE, **JIT_REDUCE)
 
 @njit(**_jit)
 def _activate(H, r0, n, Bt, act, c):
-    half, slope, zero = c[_HALF], c[_SLOPE], c[_ZERO]
+    half, slope, zero = c[C_HALF], c[C_SLOPE], c[C_ZERO]
     # tanh and sigmoid on whole wide vectors (rows are padded to 32 values): LLVM would vectorise the scalar
     # loop only 32 bytes wide on AVX-512 machines; a lane computes what the scalar function would
     W = wide.BYTES // H.itemsize
@@ -107,7 +99,7 @@ def _output_delta(H, D, r0, K, T, Bt, out, c, inv, want_loss, rows):
     ``inv`` is 1 / (Bt K) for sigmoid and identity outputs, 1 / Bt for softmax, rounded once to the dtype.
     ``rows`` holds three scratch rows.
     """
-    half, two, zero = c[_HALF], c[_TWO], c[_ZERO]
+    half, two, zero = c[C_HALF], c[C_TWO], c[C_ZERO]
     spare = rows[2]
     chk = _nonfinite_check(H, r0, K, Bt, zero)
     loss = zero
@@ -187,7 +179,7 @@ def _input_delta(p, w0, fi, fo, D, dr0, dst0, Bt, Bc, H, M, use_mask, act, c):
     """D[dst] = (W.T @ D[layer]) * mask * act'(H[dst]) for the layer below (``products.product`` with the
     weights' strides swapped, then the mask and the derivative, element-wise; tanh without dropout, the common
     case, in one kernel, ``products.tanh_delta``, with the same bits)."""
-    one, slope, zero = c[_ONE], c[_SLOPE], c[_ZERO]
+    one, slope, zero = c[C_ONE], c[C_SLOPE], c[C_ZERO]
     if act == 0 and not use_mask:
         tanh_delta(p, w0, fi, fo, D, dr0, dst0, Bc, H, one)
         return
@@ -245,7 +237,7 @@ def _update(p, G, V, M2, i0, i1, wd, opt, lr, mu, b2, eps, c1, c2, one):
 
 
 @njit(**_jit)
-def _zeros_aligned(rows, cols, like):
+def zeros_aligned(rows, cols, like):
     """A C-contiguous (rows, cols) array of zeros of ``like``'s dtype whose start is aligned to 64 bytes (a whole
     cache line, and an AVX-512 vector; numba aligns its arrays to 32 bytes)."""
     n = rows * cols
@@ -279,13 +271,13 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     full = batch_size <= 0 or batch_size >= S
     Bmax = S if full else batch_size
     p = params[n]
-    zero, one, b2, eps = c[_ZERO], c[_ONE], c[_BETA2], c[_EPS]
+    zero, one, b2, eps = c[C_ZERO], c[C_ONE], c[C_BETA2], c[C_EPS]
     seed = seeds[n]
     p_drop = hyper64[n, DROP]  # compared with float64 uniforms, as in the reference
     use_drop = p_drop > 0
     keep = hyper[n, KEEP]
     lr_n, mu, wd_n = hyper[n, LR], hyper[n, MOM], hyper[n, WD]
-    mu64, beta2_64 = hyper64[n, MOM], hyper64[n, 5]
+    mu64, beta2_64 = hyper64[n, MOM], hyper64[n, BETA2]
     cvt = np.empty(3, dtype=params.dtype)  # rounds float64 scalars to the dtype, as the reference does
 
     roff = np.empty(L, dtype=np.int64)
@@ -298,19 +290,19 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
     # the forward and delta products can run over whole tiles of samples (``Bc`` of them). The data are copied
     # into such rows too. Zeros, so that the padding never holds a NaN or a denormal.
     Bpad = (Bmax + 31) // 32 * 32
-    H = _zeros_aligned(rows, Bpad, params)
-    D = _zeros_aligned(rows, Bpad, params)
-    A = _zeros_aligned(rows if use_drop else 0, Bpad, params)
-    M = _zeros_aligned(rows if use_drop else 0, Bpad, params)
+    H = zeros_aligned(rows, Bpad, params)
+    D = zeros_aligned(rows, Bpad, params)
+    A = zeros_aligned(rows if use_drop else 0, Bpad, params)
+    M = zeros_aligned(rows if use_drop else 0, Bpad, params)
     # The data come sample-major; a minibatch is copied row by row into xs / ts (contiguous copies, where picking
     # its columns of feature-major data read a cache line per sample and feature: bench/NOTES.md, change 27),
     # then transposed into the feature-major rows xb / tb that the products read. A full batch: once, directly.
     Fpad = (F + 31) // 32 * 32
     Kpad = (K + 31) // 32 * 32
-    xb = _zeros_aligned(Fpad, Bpad, X)
-    tb = _zeros_aligned(Kpad, Bpad, T)
-    xs = _zeros_aligned(0 if full else Bpad, Fpad, X)
-    ts = _zeros_aligned(0 if full else Bpad, Kpad, T)
+    xb = zeros_aligned(Fpad, Bpad, X)
+    tb = zeros_aligned(Kpad, Bpad, T)
+    xs = zeros_aligned(0 if full else Bpad, Fpad, X)
+    ts = zeros_aligned(0 if full else Bpad, Kpad, T)
     if full:
         for s in range(S):
             for f in range(F):
@@ -326,9 +318,9 @@ def _train_network(n, sizes, w_off, b_off, act, out, opt, params, X, T, hyper, h
         by_inputs[l] = along_inputs(sizes[l + 1], sizes[l], Bmax, params.itemsize)
         if by_inputs[l]:
             fan_in = max(fan_in, sizes[l])
-    AT = _zeros_aligned(Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize), params)
+    AT = zeros_aligned(Bpad if fan_in > 0 else 0, at_columns(fan_in, params.itemsize), params)
     tmp = np.empty(32, dtype=params.dtype)
-    rows = _zeros_aligned(3, Bpad, params)  # softmax's per-sample max and sum, and the loss's terms
+    rows = zeros_aligned(3, Bpad, params)  # softmax's per-sample max and sum, and the loss's terms
     V = np.zeros(P, dtype=params.dtype)
     M2 = np.zeros(P, dtype=params.dtype)
     perm = np.arange(S)
@@ -402,7 +394,7 @@ def train_batch_kernel(nets, sizes, w_off, b_off, act, out, opt, params, X, T, h
 
     X is (samples, features), T (samples, outputs), both C-contiguous in the params' dtype. ``hyper`` holds
     per-network lr, momentum, weight decay, dropout, 1/(1-dropout) in the dtype; ``hyper64`` the same in
-    float64 plus beta2. ``c`` holds the dtype's constants (see ``_HALF`` ...).
+    float64 plus beta2. ``c`` holds the dtype's constants (see ``C_HALF`` ...).
     """
     for k in prange(nets.size):
         _train_network(nets[k], sizes, w_off, b_off, act, out, opt, params, X, T, hyper, hyper64, seeds,

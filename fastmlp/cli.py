@@ -454,6 +454,7 @@ def info():
     click.echo(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), threading layer: "
                f"{numba.config.THREADING_LAYER}")
     click.echo(f"cpu: {peak['description']}")
+    import os
     from . import compile_cache
     cache = compile_cache.summary()
     state = (f"{cache['kernels']} compiled kernel files ({cache['bytes'] / 1024 ** 2:.1f} MB)" if cache["kernels"]

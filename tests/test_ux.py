@@ -416,7 +416,7 @@ def test_readme_is_a_front_door_whose_quick_start_parses(tmp_path, monkeypatch):
     for image in __import__("re").findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (REPO / image).is_file(), image
     quick = [line for line in text.splitlines() if line.startswith("pip install")]
-    assert len(quick) == 2 and quick[1].endswith("python -m pytest")
+    assert len(quick) == 2 and quick[1].startswith('pip install ".[test') and "python -m pytest" in quick[1]
     command = quick[0].split("&&", 1)[1].split()
     assert command[:2] == ["fastmlp", "grid"]
     monkeypatch.chdir(tmp_path)

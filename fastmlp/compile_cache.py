@@ -62,6 +62,23 @@ def cached_kernels():
     return out
 
 
+def stale_sources():
+    """Kernel source files changed since their kernels were cached (an upgrade, an edit): numba compiles those
+    kernels again at their next call. Judged by modification times: a cache index older than its source."""
+    out = []
+    for f in kernel_sources():
+        d = _cache_path(f)
+        if not d.is_dir():
+            continue
+        try:
+            source = f.stat().st_mtime
+            if any(i.stat().st_mtime < source for i in d.glob(f"{f.stem}.*.nbi")):
+                out.append(f)
+        except OSError:
+            pass
+    return out
+
+
 def summary():
     """``{"enabled", "dirs", "kernels", "bytes"}``: what ``fastmlp info`` shows about the cache."""
     files = cached_kernels()
@@ -99,8 +116,9 @@ def kernel_stamps():
 class CompileWatch:
     """Say when a command compiles kernels, and how long it took.
 
-    Before the work: with no compiled kernel of fastmlp on disk (a fresh install, or the cache off), the ``say``
-    callback gets "compiling kernels for DTYPE, once; cached in DIR" at once. Otherwise a watcher thread looks
+    Before the work: with no compiled kernel of fastmlp on disk (a fresh install, or the cache off), or kernels
+    cached from sources changed since (an upgrade), the ``say`` callback gets "compiling kernels for DTYPE, once;
+    cached in DIR" at once. Otherwise a watcher thread looks
     at the cache every ``poll`` seconds while the work runs, and says the same as soon as kernel files are being
     written (a first use of other kernels, or sources changed since they were cached). After it: if kernels were
     compiled, ``say`` gets how long the work took, compile included. The numpy and cuda backends say nothing.
@@ -141,7 +159,7 @@ class CompileWatch:
             self.say(f"compiling kernels for {', '.join(self.dtypes)} (FASTMLP_NO_CACHE is set: not cached, "
                      f"so every run compiles them; tens of seconds)")
             self.announced = True
-        elif not self.before:
+        elif not self.before or stale_sources():
             self.say(self._compiling())
             self.announced = True
         else:

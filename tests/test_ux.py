@@ -275,6 +275,26 @@ def test_info_shows_the_compile_cache_and_a_first_compile_is_announced(monkeypat
     assert said[-1].startswith("compiled 1 kernel file")
 
 
+def test_kernels_cached_from_older_sources_are_announced_before_the_work(tmp_path, monkeypatch):
+    src = tmp_path / "kern.py"
+    src.write_text("x = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    index, kernel = cache / "kern.f-1.py311.nbi", cache / "kern.f-1.py311.1.nbc"
+    index.write_bytes(b"i")
+    kernel.write_bytes(b"k")
+    monkeypatch.setattr(compile_cache, "kernel_sources", lambda: [src])
+    monkeypatch.setattr(compile_cache, "_cache_path", lambda f: cache)
+    os.utime(src, (2e9, 2e9))
+    os.utime(index, (1e9, 1e9))              # cached before the source last changed (an upgrade, an edit)
+    assert compile_cache.stale_sources() == [src]
+    said = []
+    with compile_cache.CompileWatch(said.append, ("float64",), poll=60):
+        assert said and said[0].startswith("compiling kernels for float64")
+    os.utime(index, (3e9, 3e9))
+    assert compile_cache.stale_sources() == []
+
+
 # ------------------------------------------------------------------------------------- database edges
 
 def test_reading_changes_nothing_and_a_damaged_database_is_refused_before_training(tiny, tmp_path):

@@ -22,7 +22,8 @@ def hidden_option(value):
     try:
         return parse_hidden(value)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="'--hidden'") from None
+        extra = " (this command trains one architecture; grid takes several)" if "ambiguous" in str(e) else ""
+        raise click.BadParameter(str(e) + extra, param_hint="'--hidden'") from None
 
 
 def load_bundle(dataset, data_file, target, n_samples=None, data_seed=None, data_options=(), features=None,

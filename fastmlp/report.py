@@ -364,7 +364,9 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
         trained = g["n_trained"] or 0
         secs = f", {g['seconds']:.1f} s" if g.get("seconds") else ""
         parts.append(f"<p>{g['n_runs']} runs: {g['n_skipped']} already stored, {trained} trained{secs}.</p>")
-        settings = g["settings"]
+        settings = dict(g["settings"])
+        if isinstance(settings.get("hidden"), list):       # architectures as --hidden takes them
+            settings["hidden"] = [architecture_label(h) for h in settings["hidden"]]
         parts.append(html_table(["setting", "value"], [[k, _json_text(v)] for k, v in settings.items()],
                                 left=(0, 1)))
     body = "\n".join(parts)

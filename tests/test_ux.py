@@ -103,7 +103,7 @@ def test_architectures_are_written_alike_in_show_export_and_report(tmp_path):
         assert {r["hidden"] for r in csv.DictReader(fh)} == {"3-2", "2x2"}
     cli("report", db, "--no-figures", "-o", tmp_path / "a.html")
     page = (tmp_path / "a.html").read_text()
-    assert ">3-2<" in page and ">3,2<" not in page
+    assert ">3-2<" in page and ">3,2<" not in page and "3-2, 2x2" in page      # the tables and the settings
     # and the label reads back as a filter
     assert "2x2" not in cli("show", db, "--by", "hidden", "--filter", "hidden=3-2").output
 

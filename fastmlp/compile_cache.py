@@ -30,8 +30,8 @@ def kernel_sources():
     return [f for f in files if f.name != "__init__.py"] + [_PACKAGE / "rng.py"]
 
 
-def _cache_path(py_file):
-    """numba's cache directory for functions of ``py_file`` (the locator numba itself would choose)."""
+def _locator(py_file):
+    """numba's cache locator for functions of ``py_file`` (the one numba itself would choose), or None."""
     try:
         from numba.core import caching
 
@@ -40,11 +40,44 @@ def _cache_path(py_file):
         for cls in caching.CacheImpl._locator_classes:
             loc = cls.from_function(probe, str(py_file))
             if loc is not None:
-                return Path(loc.get_cache_path())
-    except Exception:      # numba's locator API is internal: fall back to its documented default
+                return loc
+    except Exception:      # numba's locator API is internal: callers fall back to its documented default
         pass
+    return None
+
+
+def _cache_path(py_file):
+    """numba's cache directory for functions of ``py_file``."""
+    loc = _locator(py_file)
+    if loc is not None:
+        return Path(loc.get_cache_path())
     base = os.environ.get("NUMBA_CACHE_DIR")
     return Path(base) if base else py_file.parent / "__pycache__"
+
+
+def _source_stamp(py_file):
+    """The stamp numba keys a source file's cache on (a hash of its content in recent numba), or None."""
+    loc = _locator(py_file)
+    try:
+        return loc.get_source_stamp() if loc is not None else None
+    except Exception:
+        return None
+
+
+def _index_is_current(index, stamp):
+    """Whether a numba cache index was written by this numba for a source with this stamp."""
+    import pickle
+    import numba
+    with open(index, "rb") as fh:
+        version = pickle.load(fh)
+        data = fh.read()
+    if version != numba.__version__:
+        return False
+    if isinstance(stamp, bytes) and len(stamp) >= 16:
+        # a content hash, pickled verbatim at the front of (stamp, overloads): no need to unpickle the
+        # overloads (numba types, slow to rebuild) to compare it
+        return stamp in data[:len(stamp) + 16]
+    return pickle.loads(data)[0] == stamp
 
 
 def cache_dirs():
@@ -63,19 +96,25 @@ def cached_kernels():
 
 
 def stale_sources():
-    """Kernel source files changed since their kernels were cached (an upgrade, an edit): numba compiles those
-    kernels again at their next call. Judged by modification times: a cache index older than its source."""
+    """Kernel source files changed since their kernels were cached (an upgrade, an edit) or cached by another
+    numba: numba compiles those kernels again at their next call. Judged as numba judges it, by the source
+    stamp recorded in each cache index."""
     out = []
     for f in kernel_sources():
         d = _cache_path(f)
         if not d.is_dir():
             continue
+        indexes = list(d.glob(f"{f.stem}.*.nbi"))
+        if not indexes:
+            continue
+        current = _source_stamp(f)
+        if current is None:
+            continue
         try:
-            source = f.stat().st_mtime
-            if any(i.stat().st_mtime < source for i in d.glob(f"{f.stem}.*.nbi")):
+            if not all(_index_is_current(i, current) for i in indexes):
                 out.append(f)
-        except OSError:
-            pass
+        except Exception:        # an index numba cannot read either: it will be rewritten
+            out.append(f)
     return out
 
 

@@ -276,23 +276,30 @@ def test_info_shows_the_compile_cache_and_a_first_compile_is_announced(monkeypat
 
 
 def test_kernels_cached_from_older_sources_are_announced_before_the_work(tmp_path, monkeypatch):
+    import pickle
+    import numba
     src = tmp_path / "kern.py"
     src.write_text("x = 1\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
-    index, kernel = cache / "kern.f-1.py311.nbi", cache / "kern.f-1.py311.1.nbc"
-    index.write_bytes(b"i")
-    kernel.write_bytes(b"k")
+    index = cache / "kern.f-1.py311.nbi"
+    (cache / "kern.f-1.py311.1.nbc").write_bytes(b"k")
+
+    def write_index(stamp, version=numba.__version__):
+        with open(index, "wb") as fh:          # numba's index layout: its version, then (stamp, overloads)
+            pickle.dump(version, fh)
+            fh.write(pickle.dumps((stamp, {})))
     monkeypatch.setattr(compile_cache, "kernel_sources", lambda: [src])
     monkeypatch.setattr(compile_cache, "_cache_path", lambda f: cache)
-    os.utime(src, (2e9, 2e9))
-    os.utime(index, (1e9, 1e9))              # cached before the source last changed (an upgrade, an edit)
-    assert compile_cache.stale_sources() == [src]
-    said = []
-    with compile_cache.CompileWatch(said.append, ("float64",), poll=60):
-        assert said and said[0].startswith("compiling kernels for float64")
-    os.utime(index, (3e9, 3e9))
+    monkeypatch.setattr(compile_cache, "_source_stamp", lambda f: b"n" * 32)
+    write_index(b"n" * 32)
     assert compile_cache.stale_sources() == []
+    for stale in ((b"o" * 32,), (b"n" * 32, "0.1")):      # edited, or another numba's cache
+        write_index(*stale)
+        assert compile_cache.stale_sources() == [src]
+        said = []
+        with compile_cache.CompileWatch(said.append, ("float64",), poll=60):
+            assert said and said[0].startswith("compiling kernels for float64")
 
 
 # ------------------------------------------------------------------------------------- database edges

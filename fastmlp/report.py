@@ -394,7 +394,8 @@ def symmetry_html(rows, reference):
              + (f"; pooled over {_esc(', '.join(facts['pooled']))}" if facts["pooled"] else "") + ".</p>"]
     headers = ["init", "runs"] + list(FATES) + ["distinct units (mean)", "distance moved (median)",
                                                 "seeds identical"]
-    cells = [[d["init"], d["runs"]] + [d[f] for f in FATES]
+    cells = [[d["init"], d["runs"]] + [f"{d[f]} ({fraction_text(d[f] / d['runs'])})" if d[f] else "0"
+                                        for f in FATES]
              + [fraction_text(d["mean_distinct"]), fmt(d["median_distance"]),
                 f"{d['same_across_seeds']} of {d['configs']}" if d["configs"] else "-"]
              for d in facts["schemes"]]
@@ -408,6 +409,16 @@ def symmetry_html(rows, reference):
     for sc in scales:
         rows_.append([fmt(sc)] + [fraction_text(cell.get((i, sc))) for i in inits])
         styles.append([""] + [_shade(cell[(i, sc)]) if (i, sc) in cell else "" for i in inits])
+    layers = sorted({k[1] for k in facts["by_init_layer"]})
+    if len(layers) > 1:
+        parts.append("<h3>Distinct hidden units by init scheme × layer</h3>")
+        parts.append("<p>Mean over runs of the fraction of distinct units in each hidden layer (layer 1 is the "
+                     "first; runs without that layer are left out).</p>")
+        per_layer = facts["by_init_layer"]
+        parts.append(html_table(["init"] + [f"layer {k}" for k in layers],
+                                [[i] + [fraction_text(per_layer.get((i, k))) for k in layers] for i in inits],
+                                styles=[[""] + [_shade(per_layer[(i, k)]) if (i, k) in per_layer else ""
+                                                for k in layers] for i in inits]))
     parts.append("<h3>Distinct hidden units by init scheme × scale</h3>")
     parts.append("<p>Mean over runs of the fraction of distinct units per hidden layer (100%: every unit "
                  "distinct; 1/width: the layer is one unit in disguise). Colour: red for copies, green for "

@@ -78,7 +78,8 @@ def symmetry_facts(rows, reference_loss=None):
         ``median_distance``, ``configs`` and ``same_across_seeds`` (configurations whose seeds all gave the
         identical final loss), ``seed_spread`` (median over configurations of the standard deviation over
         seeds), ``learned_scales`` (scales whose mean final loss is below half the reference), ``reading``);
-        ``by_init_scale``: ``{(init, scale): mean distinct fraction}``; ``pooled``: the other settings that vary.
+        ``by_init_scale``: ``{(init, scale): mean distinct fraction}``; ``by_init_layer``: ``{(init, layer): mean
+        distinct fraction of that hidden layer (1 = first)}``; ``pooled``: the other settings that vary.
     """
     usable = [r for r in rows if run_fate(r) is not None]
     config_cols = [c for c in CONFIG_COLUMNS if c not in ("init",)]
@@ -119,11 +120,14 @@ def symmetry_facts(rows, reference_loss=None):
              "mean_loss": float(np.mean(losses)) if losses else None}
         d["reading"] = reading(d, reference_loss)
         schemes.append(d)
-    by_cell = {}
+    by_cell, by_layer = {}, {}
     for r in usable:
         by_cell.setdefault((r["init"], r["scale"]), []).append(distinct_fraction(r))
+        for layer, (d, w) in enumerate(zip(_ints(r["distinct_units"]), stored_hidden(r["hidden"]))):
+            by_layer.setdefault((r["init"], layer + 1), []).append(d / w)
     return {"schemes": schemes, "pooled": pooled,
-            "by_init_scale": {k: float(np.mean(v)) for k, v in by_cell.items()}}
+            "by_init_scale": {k: float(np.mean(v)) for k, v in by_cell.items()},
+            "by_init_layer": {k: float(np.mean(v)) for k, v in by_layer.items()}}
 
 
 def _g(x):

@@ -175,6 +175,8 @@ def test_symmetry_section_reads_the_data(tiny):
     assert "every seed gave the identical final loss" in facts["zeros"]["reading"]
     assert "every seed gave the identical final loss" in facts["constant"]["reading"]
     assert "identical final loss in all" not in facts["xavier_normal"]["reading"]
+    per_layer = symmetry_facts(rows)["by_init_layer"]
+    assert per_layer[("constant", 1)] == pytest.approx(1 / 3) and per_layer[("xavier_normal", 1)] == 1.0
 
 
 def test_figures_never_pool_schemes_silently_and_keep_lines_visible(tiny):

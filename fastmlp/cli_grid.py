@@ -492,7 +492,7 @@ def show(results, by, metric, filters, json_output):
             headers, cells = aggregate_rows(table, by_cols)
             _echo(text_table(headers, cells, right=range(len(by_cols), len(headers))))
             return
-        summary = summarize_runs(rows, metric, baseline=baseline_of(meta))
+        summary = summarize_runs(rows, metric, baseline=baseline_of(meta, store))
         if json_output:
             payload = {"database": results, "dataset": meta["dataset"]}
             payload.update(summary_json(summary))
@@ -504,10 +504,10 @@ def show(results, by, metric, filters, json_output):
         _echo(summary_text(summary))
 
 
-def baseline_of(meta):
+def baseline_of(meta, store=None):
     """The reference values a summary is read against: the class-prior loss and chance accuracy."""
     from .report import reference_values
-    return reference_values(meta.get("dataset") or {})
+    return reference_values(meta.get("dataset") or {}, store)
 
 
 # ---------------------------------------------------------------------------------------------- export

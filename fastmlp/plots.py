@@ -436,7 +436,7 @@ def make_figures(store, kinds=PLOT_KINDS, metric="final_loss", x="scale", y=None
     if not rows:
         raise ValueError("the database holds no runs (matching the filters) to plot")
     from .report import metric_reference, reference_values
-    reference, _ = metric_reference(metric, reference_values(store.meta().get("dataset")))
+    reference, _ = metric_reference(metric, reference_values(store.meta().get("dataset"), store))
     out = []
     for k in kinds:
         if k == "heatmap":

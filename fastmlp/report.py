@@ -75,11 +75,22 @@ def aggregate_rows(table, by):
 
 # ---------------------------------------------------------------------------------------------- summary
 
-def reference_values(identity):
+def reference_values(identity, store=None):
     """What a network that learns nothing reaches on a dataset: ``{"loss": class-prior loss, "accuracy": chance
-    accuracy}`` from the dataset identity a database records (None where unknown, e.g. an older database)."""
+    accuracy}`` from the dataset identity a database records (None where unknown). A database made before the
+    identity held them still tells the loss when a grid's ``--target-loss`` was a percentage of it (``store``)."""
     d = identity or {}
-    return {"loss": d.get("baseline_loss"), "accuracy": d.get("chance_accuracy")}
+    out = {"loss": d.get("baseline_loss"), "accuracy": d.get("chance_accuracy")}
+    if out["loss"] is None and store is not None:
+        for g in store.grids():
+            pct = str(g["settings"].get("target_loss", ""))
+            if pct.endswith("%"):
+                row = store.conn.execute("SELECT target_loss FROM runs WHERE grid_id = ? AND target_loss > 0 "
+                                         "LIMIT 1", (g["id"],)).fetchone()
+                if row is not None and float(pct[:-1]) > 0:
+                    out["loss"] = float(row[0]) / (float(pct[:-1]) / 100.0)
+                    break
+    return out
 
 
 def metric_reference(metric, reference):
@@ -289,7 +300,7 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     """
     meta = store.meta()
     rows = store.fetch()
-    reference = reference_values(meta.get("dataset"))
+    reference = reference_values(meta.get("dataset"), store)
     s = summarize_runs(rows, metric, baseline=reference)
     m, c = s["metric"], s["counts"]
     direction = "higher is better" if s["higher_is_better"] else "lower is better"

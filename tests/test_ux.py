@@ -157,6 +157,21 @@ def test_tables_are_coloured_against_learning_nothing(tiny):
     assert "Read against the class-prior loss" in __import__("fastmlp.report").report.summary_text(summary)
 
 
+def test_an_older_database_still_has_its_reference_loss(tiny, tmp_path):
+    """Databases made before the dataset identity held the class-prior loss: the target loss, a percentage of
+    it, tells it back."""
+    from fastmlp.report import reference_values
+    db = tmp_path / "old.db"
+    db.write_bytes(Path(tiny).read_bytes())
+    with sqlite3.connect(db) as c:
+        d = json.loads(c.execute("SELECT value FROM meta WHERE key='dataset'").fetchone()[0])
+        want = d.pop("baseline_loss")
+        c.execute("UPDATE meta SET value=? WHERE key='dataset'", (json.dumps(d),))
+    with Store.open(db) as s:
+        assert reference_values(s.meta()["dataset"])["loss"] is None
+        assert reference_values(s.meta()["dataset"], s)["loss"] == pytest.approx(want, rel=1e-12)
+
+
 def test_symmetry_section_reads_the_data(tiny):
     from fastmlp.symmetry_facts import run_fate, symmetry_facts
     with Store.open(tiny) as s:

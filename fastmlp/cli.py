@@ -73,8 +73,10 @@ def main():
     \b
     Start with:
       fastmlp symmetry                 # the symmetry story, measured, in one table
-      fastmlp grid --dataset spirals   # a grid search over init schemes and scales
-      fastmlp train --dataset xor --hidden 8 --init xavier_normal --json
+      fastmlp grid --dataset spirals --init zeros,constant,xavier_normal --scale log:0.1:10:5 --seeds 3
+      fastmlp show                     # tables of results.db (grid's default database)
+      fastmlp report -o report.html    # one page: tables, the symmetry section, figures
+      fastmlp train --dataset xor --hidden 8 --init xavier_normal
       fastmlp bench --workload w1      # throughput against the NumPy reference
     """
 

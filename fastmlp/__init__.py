@@ -7,7 +7,7 @@ The public API, re-exported::
     res = fastmlp.train(net, X, y, init=fastmlp.Init("constant", value=0.5), training=fastmlp.Training(lr=0.01))
     fastmlp.diagnose(net, res.params[0], X, res.initial_params[0])
 """
-from . import data
+from . import data, theory
 from .data import Dataset, load_dataset
 from .diagnostics import diagnose, distinct_units, effective_rank, max_cosine, summarize
 from .evaluate import loss_and_accuracy
@@ -21,5 +21,5 @@ __version__ = "0.9.0"
 __all__ = [
     "ACTIVATIONS", "OPTIMIZERS", "OUTPUTS", "SCHEMES", "BatchResult", "Dataset", "Init", "Layout", "Network",
     "Training", "data", "diagnose", "distinct_units", "effective_rank", "init_batch", "init_params",
-    "load_dataset", "loss_and_accuracy", "max_cosine", "summarize", "train", "train_batch",
+    "load_dataset", "loss_and_accuracy", "max_cosine", "summarize", "theory", "train", "train_batch",
 ]

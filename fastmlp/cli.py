@@ -27,14 +27,14 @@ def hidden_option(value):
 
 
 def load_bundle(dataset, data_file, target, n_samples=None, data_seed=None, data_options=(), features=None,
-                task=None, val_split=None, split_seed=None):
+                task=None, val_split=None, split_seed=None, data_dir=None):
     """The data of ``train`` and ``symmetry``, loaded as ``grid`` loads it (the same options and errors, which
     name the option at fault): a :class:`fastmlp.run.DataBundle` with ``train`` and ``val``."""
     from .grid import GridError, GridSpec
     from .run import load_data as load_grid_data
     settings = {"dataset": dataset, "data_file": data_file, "target": target, "n_samples": n_samples,
                 "data_seed": data_seed, "data_options": list(data_options), "features": features, "task": task,
-                "val_split": val_split, "split_seed": split_seed}
+                "val_split": val_split, "split_seed": split_seed, "data_dir": data_dir}
     try:
         spec = GridSpec.from_settings({k: v for k, v in settings.items() if v is not None and v != []})
         return load_grid_data(spec)
@@ -44,9 +44,10 @@ def load_bundle(dataset, data_file, target, n_samples=None, data_seed=None, data
         raise click.UsageError(str(e)) from None
 
 
-def load_data(dataset, data_file, target, n_samples=None, seed=0):
+def load_data(dataset, data_file, target, n_samples=None, seed=0, data_dir=None, data_options=()):
     """The dataset a command names, or a usage error that says what is wrong."""
-    return load_bundle(dataset, data_file, target, n_samples, data_seed=seed).train
+    return load_bundle(dataset, data_file, target, n_samples, data_seed=seed, data_options=data_options,
+                       data_dir=data_dir).train
 
 
 def usage_errors(fn):
@@ -87,16 +88,20 @@ def training_options(fn=None, *, steps=1000, lr=DEFAULT_LR, lr_note=""):
     opts = [
         click.option("--dataset", default="spirals", show_default=True,
                      help=f"One of {', '.join(_data.DATASETS)}, or a path to a .csv file."),
-        click.option("--data-file", type=click.Path(dir_okay=False), help="The file of 'titanic' or 'csv'."),
+        click.option("--data-file", type=click.Path(dir_okay=False),
+                     help="The file of 'titanic' or 'csv'; the Keras .npz of 'mnist' or 'fashion_mnist'."),
+        click.option("--data-dir", type=click.Path(file_okay=False),
+                     help="Directory of the IDX files (or .npz) of 'mnist' or 'fashion_mnist'."),
+        click.option("--data-option", multiple=True, metavar="KEY=VALUE",
+                     help="Further argument of the dataset, e.g. noise=0.2, pixels=centered (repeatable)."),
         click.option("--target", help="Target column of a CSV file."),
         click.option("--features", metavar="COLUMNS", help="Feature columns of a CSV file, comma-separated "
                      "(default: all but the target)."),
         click.option("--task", type=click.Choice(_data.TASKS), help="A CSV target's task (default: inferred; a "
                      "single-valued target needs --task regression), or the teacher dataset's."),
-        click.option("--n-samples", type=click.IntRange(min=1), help="Samples of a generated dataset."),
+        click.option("--n-samples", type=click.IntRange(min=1),
+                     help="Samples of a generated dataset, or a random subset of a real one."),
         click.option("--data-seed", type=click.IntRange(min=0), help="Seed of a generated dataset.  [default: 0]"),
-        click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
-                     help="Further argument of a dataset generator, e.g. noise=0.2 or arms=3 (repeatable)."),
         click.option("--val-split", metavar="FRACTION", help="Fraction held out to report validation loss and "
                      "accuracy (as grid does)."),
         click.option("--hidden", default="16", show_default=True, callback=lambda c, p, v: hidden_option(v),
@@ -213,13 +218,18 @@ def train_table(out, hidden, reading_text, reference):
 @click.option("--init", "scheme", type=click.Choice(SCHEMES), default="xavier_normal", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplier of the init's weights.")
 @click.option("--init-value", type=float, default=0.5, show_default=True, help="The weight of --init constant.")
+@click.option("--sigma-w2", type=float, default=1.0, show_default=True,
+              help="Of --init meanfield: weights N(0, sigma_w2/fan_in).")
+@click.option("--sigma-b2", type=float, default=0.0, show_default=True,
+              help="Of --init meanfield: biases N(0, sigma_b2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def train(dataset, data_file, target, features, task, n_samples, data_seed, data_options, val_split, hidden,
-          activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
-          record_every, as_json, scheme, scale, init_value, seed):
+def train(dataset, data_file, data_dir, data_option, target, features, task, n_samples, data_seed, val_split,
+          hidden, activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
+          record_every, as_json, scheme, scale, init_value, sigma_w2, sigma_b2, seed):
     """Train one network and print its loss curve summary and diagnostics, in words.
 
     Takes the dataset options grid takes (--data-option, --data-seed, --val-split, --features, --task).
+
 
     \b
     Examples:
@@ -230,12 +240,12 @@ def train(dataset, data_file, target, features, task, n_samples, data_seed, data
     from .evaluate import loss_and_accuracy
     from .report import reference_values
     from .train import train as train_one
-    bundle = load_bundle(dataset, data_file, target, n_samples, data_seed, data_options, features, task,
-                         val_split)
+    bundle = load_bundle(dataset, data_file, target, n_samples, data_seed, data_option, features, task,
+                         val_split, data_dir=data_dir)
     ds = bundle.train
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every)
-    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value))
+    init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value, sigma_w2=sigma_w2, sigma_b2=sigma_b2))
     _check_backend(backend)
     say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
     with CompileWatch(say, (dtype,), backend):
@@ -250,6 +260,8 @@ def train(dataset, data_file, target, features, task, n_samples, data_seed, data
                              mark_best=False)
     out.update(dataset=ds.name, hidden=list(hidden), activation=activation, init=scheme, scale=scale, seed=seed,
                optimizer=optimizer, lr=lr, steps=steps, dtype=dtype, backend=backend)
+    if scheme == "meanfield":
+        out.update(sigma_w2=sigma_w2, sigma_b2=sigma_b2)
     if as_json:
         click.echo(json.dumps(_json_safe(out)))
         return
@@ -302,8 +314,8 @@ def reading(row, width, best_loss, mark_best=True):
 @training_options(steps=3000, lr=0.5, lr_note=" 0.5 here, not 0.1 as elsewhere: full-batch SGD needs it to "
                   "learn the spirals within 3000 steps, so that the starts that can learn do.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def symmetry(dataset, data_file, target, features, task, n_samples, data_seed, data_options, val_split, hidden,
-             activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
+def symmetry(dataset, data_file, data_dir, data_option, target, features, task, n_samples, data_seed, val_split,
+             hidden, activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
              record_every, as_json, seed):
     """The symmetry story, measured: canonical starts trained side by side in one engine call.
 
@@ -321,8 +333,8 @@ def symmetry(dataset, data_file, target, features, task, n_samples, data_seed, d
     if val_split is not None:
         raise click.BadParameter("symmetry trains and reads the whole dataset; use train --val-split for a "
                                  "validation score", param_hint="'--val-split'")
-    ds = load_bundle(dataset, data_file, target, n_samples, data_seed, data_options, features, task,
-                     val_split).train
+    ds = load_bundle(dataset, data_file, target, n_samples, data_seed, data_option, features, task,
+                     data_dir=data_dir).train
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, 0.0, weight_decay, record_every)
     _check_backend(backend)
@@ -480,6 +492,11 @@ def info():
 
 for _command in GRID_COMMANDS:
     main.add_command(_command)
+
+from .cli_experiment import experiment as _experiment  # noqa: E402  (after main: registered on it)
+main.add_command(_experiment)
+from .cli_theory import theory as _theory  # noqa: E402  (the command module imports this one's helpers)
+main.add_command(_theory)
 
 
 if __name__ == "__main__":

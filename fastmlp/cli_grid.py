@@ -239,13 +239,19 @@ Examples:
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML file with the same keys as these options "
               "(underscores or dashes); options given here override it.")
 @click.option("--dataset", metavar="NAME|CSV", help="Built-in dataset (xor, moons, circles, spirals, blobs, teacher, digits_like), "
+              "mnist or fashion_mnist (--data-file/--data-dir), scikit-learn's digits, breast_cancer, iris, wine, "
               "titanic or csv with --data-file, or a path to a .csv file.  [default: spirals]")
-@click.option("--data-file", type=click.Path(dir_okay=False), help="CSV file for --dataset csv or titanic.")
+@click.option("--data-file", type=click.Path(dir_okay=False),
+              help="CSV file for --dataset csv or titanic; Keras .npz for mnist or fashion_mnist.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Directory of the IDX files (or .npz) of mnist or fashion_mnist.")
 @click.option("--target", metavar="COLUMN", help="Target column of a CSV dataset.")
-@click.option("--n-samples", metavar="N", help="Samples of a generated dataset (default: the generator's).")
+@click.option("--n-samples", metavar="N", help="Samples of a generated dataset (default: the generator's), or a "
+              "seeded random subset of a real one (default: all).")
 @click.option("--data-seed", metavar="N", help="Seed of a generated dataset.  [default: 0]")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE",
-              help="Further argument of a dataset generator, e.g. noise=0.2 or arms=3 (repeatable).")
+              help="Further argument of a dataset, e.g. noise=0.2, arms=3, pixels=centered (mnist: "
+              "unit|centered|standard), part=test, standardize=false (repeatable).")
 @click.option("--features", metavar="COLUMNS",
               help="Feature columns of a CSV dataset, comma-separated (default: all but the target).")
 @click.option("--task", metavar="TASK",
@@ -259,9 +265,14 @@ Examples:
                    "is refused as ambiguous.  [default: 16]")
 @click.option("--activation", metavar="LIST", help="Hidden activations: tanh, sigmoid, relu, leaky_relu, linear.  [default: tanh]")
 @click.option("--init", metavar="LIST", help="Init schemes: zeros, constant, uniform, normal, xavier_uniform, xavier_normal, "
-              "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal.  [default: xavier_normal]")
+              "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, meanfield (see --sigma-w2), lsuv "
+              "(data-driven).  [default: xavier_normal]")
 @click.option("--scale", metavar="LIST", help="Init scales (multiplying every weight), e.g. log:1e-3:10:25 or 0,0.1,1.  "
               "[default: 1]")
+@click.option("--sigma-w2", metavar="LIST", help="Of --init meanfield: weight variance times fan-in (weights "
+              "N(0, sigma_w2/fan_in)), e.g. lin:1:4:13.  [default: 1]")
+@click.option("--sigma-b2", metavar="LIST", help="Of --init meanfield: bias variance (biases N(0, sigma_b2)).  "
+              "[default: 0]")
 @click.option("--lr", metavar="LIST", help="Learning rates (> 0), e.g. 0.01,0.1 or log:1e-3:1:4.  [default: 0.1]")
 @click.option("--seeds", metavar="N|A:B|LIST", help="Seeds (each seeds a run's init and its batch order/dropout): a count (8), a "
               "range (0:16) or a list (3,5).  [default: 1]")

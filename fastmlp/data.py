@@ -1,4 +1,7 @@
-"""Datasets: small generated problems, CSV files and the Kaggle Titanic training set.
+"""Datasets: small generated problems, CSV files, the Kaggle Titanic training set and real ones.
+
+The real ones (MNIST, Fashion-MNIST from the user's files; scikit-learn's bundled sets) are read by
+:mod:`fastmlp.realdata`; :func:`load_dataset` is the one entry point for all.
 
 Everything returns a :class:`Dataset` whose ``X`` is C-contiguous float64, ready to hand to an engine.
 Generators are deterministic given ``seed`` (``np.random.default_rng(seed)``) and standardise their
@@ -15,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .realdata import IMAGE_SETS, REAL, SKLEARN_SETS
+
 TASKS = ("binary", "multiclass", "regression")
 OUTPUT_OF_TASK = {"binary": "sigmoid", "multiclass": "softmax", "regression": "identity"}
 BUILTIN = ("xor", "moons", "circles", "spirals", "blobs", "teacher", "digits_like")
-DATASETS = BUILTIN + ("titanic", "csv")
+DATASETS = BUILTIN + REAL + ("titanic", "csv")
+SEEDED = BUILTIN + REAL       # datasets a seed changes (generated data, or the random subset of --n-samples)
 MAX_INFERRED_CLASSES = 20     # an integer target with more distinct values than this is taken as regression
 
 
@@ -503,7 +509,7 @@ def _mode(values):
 _GENERATORS = {f.__name__: f for f in (xor, moons, circles, spirals, blobs, teacher, digits_like)}
 
 
-def load_dataset(name, *, data_file=None, target=None, features=None, seed=0, n_samples=None,
+def load_dataset(name, *, data_file=None, target=None, features=None, seed=0, n_samples=None, data_dir=None,
                  **kwargs) -> Dataset:
     """Load a data set by name.
 
@@ -512,22 +518,28 @@ def load_dataset(name, *, data_file=None, target=None, features=None, seed=0, n_
     name : str
         One of :data:`DATASETS`, or a path ending in ``.csv`` (read as ``"csv"`` with that file).
     data_file : str or Path, optional
-        The file for ``"titanic"`` and ``"csv"``.
+        The file of ``"titanic"`` and ``"csv"``; the Keras ``.npz`` of ``"mnist"`` and ``"fashion_mnist"``.
     target : str, optional
         Target column, needed by ``"csv"``.
     features : sequence of str, optional
         Feature columns for ``"csv"``; default all but the target.
     seed : int
-        Seed of generated data sets.
+        Seed of generated data sets, and of the random subset ``n_samples`` draws from a real one.
     n_samples : int, optional
-        Sample count of generated data sets; None keeps each generator's default. Must be None for files.
+        Sample count of generated data sets, or the size of a seeded random subset of a real one
+        (``mnist``, ``fashion_mnist``, the scikit-learn sets); None keeps each one's default (all of a real
+        set). Must be None for ``titanic`` and ``csv``.
+    data_dir : str or Path, optional
+        A directory holding the IDX files (or the ``.npz``) of ``"mnist"`` and ``"fashion_mnist"``.
     **kwargs
-        Further arguments of the generator (e.g. ``noise``, ``arms``), or ``task`` for ``"csv"``.
+        Further arguments of the generator (e.g. ``noise``, ``arms``), ``task`` for ``"csv"``, ``pixels`` and
+        ``part`` for the image sets, ``standardize`` for the scikit-learn sets.
 
     Returns
     -------
     Dataset
     """
+    from . import realdata
     name = str(name)
     if name.lower().endswith(".csv"):
         if data_file is not None:
@@ -535,19 +547,31 @@ def load_dataset(name, *, data_file=None, target=None, features=None, seed=0, n_
         name, data_file = "csv", name
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)} or a path to a .csv")
-    if name in BUILTIN:
+    if name not in IMAGE_SETS and data_dir is not None:
+        raise ValueError(f"data_dir is only for {' and '.join(IMAGE_SETS)}, not the dataset {name!r}")
+    if name in BUILTIN or name in SKLEARN_SETS:
         # reject file options instead of silently ignoring them: they signal a mistaken name
+        kind = "generated" if name in BUILTIN else "scikit-learn"
         for option, value in (("data_file", data_file), ("target", target), ("features", features)):
             if value is not None:
-                raise ValueError(f"{option} is not used by the generated dataset {name!r}")
-        fn, kwargs = _GENERATORS[name], dict(kwargs, seed=seed)
+                raise ValueError(f"{option} is not used by the {kind} dataset {name!r}")
+        if name in BUILTIN:
+            fn, kwargs = _GENERATORS[name], dict(kwargs, seed=seed)
+        else:
+            fn, kwargs = realdata.sklearn_dataset, dict(kwargs, name=name, seed=seed)
         if n_samples is not None:
             kwargs["n_samples"] = n_samples
+    elif name in IMAGE_SETS:
+        for option, value in (("target", target), ("features", features)):
+            if value is not None:
+                raise ValueError(f"{option} is not used by the image dataset {name!r}")
+        fn = getattr(realdata, name)
+        kwargs = dict(kwargs, data_file=data_file, data_dir=data_dir, seed=seed, n_samples=n_samples)
     else:
         if data_file is None:
             raise ValueError(f"dataset {name!r} needs data_file (a path to the CSV file)")
         if n_samples is not None:
-            raise ValueError(f"n_samples={n_samples!r} is only for generated datasets, not {name!r}")
+            raise ValueError(f"n_samples={n_samples!r} is only for generated and real datasets, not {name!r}")
         if name == "titanic":
             fn, kwargs = titanic, dict(kwargs, path=data_file)
         else:
@@ -557,5 +581,6 @@ def load_dataset(name, *, data_file=None, target=None, features=None, seed=0, n_
     accepted = inspect.signature(fn).parameters
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise ValueError(f"dataset {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(accepted)}")
+        takes = [a for a in accepted if a != "name"]
+        raise ValueError(f"dataset {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(takes)}")
     return fn(**kwargs)

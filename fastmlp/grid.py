@@ -371,6 +371,8 @@ class GridSpec:
     epochs: list | None = None
     init: list = field(default_factory=lambda: ["xavier_normal"])
     scale: list = field(default_factory=lambda: [1.0])
+    sigma_w2: list = field(default_factory=lambda: [1.0])     # of --init meanfield only
+    sigma_b2: list = field(default_factory=lambda: [0.0])
     lr: list = field(default_factory=lambda: [0.1])
     momentum: list = field(default_factory=lambda: [0.9])
     weight_decay: list = field(default_factory=lambda: [0.0])
@@ -380,6 +382,7 @@ class GridSpec:
     # fixed settings
     dataset: str = "spirals"
     data_file: str | None = None
+    data_dir: str | None = None
     target: str | None = None
     n_samples: int | None = None
     data_seed: int = 0
@@ -469,6 +472,12 @@ class GridSpec:
             spec.steps = []
         if "scale" in s:
             spec.scale = floats("scale", Init._parameter_constraints["scale"])
+        for key in ("sigma_w2", "sigma_b2"):
+            if key in s:
+                setattr(spec, key, floats(key, Init._parameter_constraints[key]))
+                if "meanfield" not in spec.init:
+                    raise GridError("--" + key.replace("_", "-"), "applies to --init meanfield only (weights "
+                                    "N(0, sigma_w2 / fan_in), biases N(0, sigma_b2)); add meanfield to --init")
         if "lr" in s:
             spec.lr = floats("lr", training["lr"])
         if "momentum" in s:
@@ -485,7 +494,7 @@ class GridSpec:
                 raise GridError("--dataset", f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)} "
                                              f"or a path to a .csv file")
             spec.dataset = name
-        for key in ("data_file", "target"):
+        for key in ("data_file", "data_dir", "target"):
             if s.get(key) is not None:
                 setattr(spec, key, str(s[key]))
         for key in ("n_samples", "chunk_size"):
@@ -548,7 +557,10 @@ class GridSpec:
         d = {"hidden": self.hidden, "activation": self.activation, "optimizer": self.optimizer,
              "batch_size": self.batch_size}
         d["epochs" if self.epochs else "steps"] = self.epochs or self.steps
-        d.update(init=self.init, scale=self.scale, lr=self.lr, momentum=self.momentum,
+        d.update(init=self.init, scale=self.scale)
+        if "meanfield" in self.init:
+            d.update(sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        d.update(lr=self.lr, momentum=self.momentum,
                  weight_decay=self.weight_decay, dropout=self.dropout, dtype=self.dtype, seed=self.seeds)
         return d
 
@@ -628,14 +640,30 @@ class Run:
     seed: int
     epochs: int | None = None
     record_every: int = 1
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
 
     def settings(self):
-        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not)."""
-        return {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
-                "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
-                "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
-                "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
-                "seed": int(self.seed)}
+        """The settings that decide the run's numbers (``record_every`` and ``epochs`` do not).
+
+        ``sigma_w2`` and ``sigma_b2`` enter only for ``meanfield``, so the keys of every other scheme's runs are
+        those of databases made before these axes existed.
+        """
+        d = {"hidden": list(self.hidden), "activation": self.activation, "optimizer": self.optimizer,
+             "batch_size": self.batch_size, "steps": self.steps, "init": self.init, "scale": float(self.scale),
+             "lr": float(self.lr), "momentum": None if self.momentum is None else float(self.momentum),
+             "weight_decay": float(self.weight_decay), "dropout": float(self.dropout), "dtype": self.dtype,
+             "seed": int(self.seed)}
+        if self.init == "meanfield":
+            d.update(sigma_w2=float(self.sigma_w2), sigma_b2=float(self.sigma_b2))
+        return d
+
+    def init_spec(self):
+        """The :class:`fastmlp.Init` of this run."""
+        from .spec import Init
+        if self.init == "meanfield":
+            return Init(self.init, scale=self.scale, sigma_w2=self.sigma_w2, sigma_b2=self.sigma_b2)
+        return Init(self.init, scale=self.scale)
 
     def key(self, dataset_key):
         """A stable run key: a hash of the canonical JSON of the settings and the dataset identity."""
@@ -654,6 +682,19 @@ def default_record_every(steps):
     return max(1, -(-int(steps) // 500))
 
 
+def init_variants(spec):
+    """The init axis with the meanfield axes folded in: ``(init, sigma_w2, sigma_b2)`` per value, one per
+    ``sigma_w2 x sigma_b2`` point for ``meanfield`` and ``(init, None, None)`` for every other scheme (which the
+    sigma axes do not multiply)."""
+    out = []
+    for init in spec.init:
+        if init == "meanfield":
+            out += [(init, float(w), float(b)) for w in spec.sigma_w2 for b in spec.sigma_b2]
+        else:
+            out.append((init, None, None))
+    return out
+
+
 def expand(spec, n_train):
     """All runs of a grid, in a fixed order, duplicates removed.
 
@@ -668,9 +709,10 @@ def expand(spec, n_train):
     list of Run
     """
     runs = {}
-    for hidden, act, opt, bs, length, init, scale, lr, mom, wd, drop, dtype, seed in itertools.product(
-            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps, spec.init,
-            spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype, spec.seeds):
+    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
+            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
+            spec.seeds):
         batch = None if bs is None or bs >= n_train else int(bs)
         if spec.epochs:
             epochs, steps = int(length), int(length) * -(-n_train // (batch or n_train))
@@ -679,7 +721,7 @@ def expand(spec, n_train):
         run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
                   init=init, scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
                   weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed), epochs=epochs,
-                  record_every=spec.record_every or default_record_every(steps))
+                  record_every=spec.record_every or default_record_every(steps), sigma_w2=sw, sigma_b2=sb)
         runs.setdefault(json.dumps(run.settings(), sort_keys=True), run)
     return list(runs.values())
 

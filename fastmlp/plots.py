@@ -27,7 +27,7 @@ from .spec import SCHEMES
 PLOT_KINDS = ("heatmap", "scale", "curves")
 PLOT_FORMATS = ("png", "svg")
 AXIS_COLUMNS = ("scale", "depth", "width", "hidden", "lr", "init", "activation", "optimizer", "momentum",
-                "weight_decay", "dropout", "batch_size", "steps", "dtype", "seed")
+                "weight_decay", "dropout", "batch_size", "steps", "dtype", "seed", "sigma_w2", "sigma_b2")
 _Y_PREFERENCE = ("depth", "hidden", "width", "lr", "activation", "optimizer", "init", "batch_size", "momentum",
                  "weight_decay", "dropout", "steps", "dtype")
 MAX_PANELS = 12

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import BUILTIN, load_dataset
+from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
 from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
 from .init import init_batch
 from .layout import Layout
-from .spec import Init, Network, Training
+from .spec import Network, Training
 from .store import encode_curve
 from .train import as_targets, train_batch
 
@@ -90,8 +90,11 @@ def load_data(spec):
     name = spec.dataset
     kwargs = dict(spec.data_options)
     is_file = name.lower().endswith(".csv") or name not in BUILTIN
+    seeded = name in SEEDED
     if spec.data_file is not None:
         kwargs["data_file"] = spec.data_file
+    if getattr(spec, "data_dir", None) is not None:
+        kwargs["data_dir"] = spec.data_dir
     if spec.target is not None:
         kwargs["target"] = spec.target
     if spec.n_samples is not None:
@@ -100,14 +103,16 @@ def load_data(spec):
         kwargs["features"] = list(spec.features)
     if getattr(spec, "task", None):
         kwargs["task"] = spec.task
-    if not is_file:
+    if seeded:
         kwargs["seed"] = spec.data_seed
-    file_option = "--data-file" if spec.data_file else "--dataset"
+    file_option = "--data-file" if spec.data_file else "--data-dir" if kwargs.get("data_dir") else "--dataset"
     _check_data_options(name, spec)
     try:
         d = load_dataset(name, **kwargs)
     except FileNotFoundError as e:
         raise GridError(file_option, str(e)) from None
+    except ImportError as e:
+        raise GridError("--dataset", str(e)) from None
     except (ValueError, TypeError) as e:
         text = str(e)
         # blame the option the user typed: a data option's key named in the message first
@@ -126,7 +131,7 @@ def load_data(spec):
         except ValueError as e:
             raise GridError("--val-split", str(e)) from None
     options = {k: v for k, v in kwargs.items() if k != "seed"}
-    if not is_file:
+    if seeded:
         options["seed"] = spec.data_seed
     identity = {"name": d.name, "source": name, "options": options, "task": d.task, "n_samples": d.n_samples,
                 "n_features": d.n_features, "n_outputs": d.n_outputs, "sha256": _data_hash(d),
@@ -158,14 +163,21 @@ def _check_data_options(name, spec):
     if not spec.data_options:
         return
     source = "csv" if name.lower().endswith(".csv") else name
-    fn = {"csv": _data.csv, "titanic": _data.titanic}.get(source) or getattr(_data, source, None)
+    try:
+        from . import realdata
+        fn = ({"csv": _data.csv, "titanic": _data.titanic}.get(source) or _data._GENERATORS.get(source)
+              or (getattr(realdata, source, None) if source in realdata.IMAGE_SETS else None)
+              or (realdata.sklearn_dataset if source in realdata.SKLEARN_SETS else None))
+    except (ImportError, AttributeError):
+        return
     if fn is None or not callable(fn):
         return
-    own = {"seed": "--data-seed", "n_samples": "--n-samples", "path": "--data-file", "target": "--target",
-           "features": "--features", "task": "--task"}
-    takes = [p for p in inspect.signature(fn).parameters if p not in own]
+    own = {"seed": "--data-seed", "n_samples": "--n-samples", "path": "--data-file", "data_file": "--data-file",
+           "data_dir": "--data-dir", "target": "--target", "features": "--features"}
+    params = inspect.signature(fn).parameters
+    takes = [p for p in params if p not in own and p != "name"]
     for key in spec.data_options:
-        if key in own and key in inspect.signature(fn).parameters:
+        if key in own and key in params:
             raise GridError("--data-option", f"{key} has an option of its own: use {own[key]}")
         if key not in takes:
             close = difflib.get_close_matches(key, takes, n=1)
@@ -479,7 +491,7 @@ def _base_row(plan, run, key, network, grid_id):
         "run_key": key, "dataset": plan.data.identity["name"], "hidden": hidden_text(run.hidden),
         "depth": len(run.hidden), "width": max(run.hidden) if run.hidden else 0,
         "n_params": Layout(network.sizes).n_params, "activation": run.activation, "output": network.output,
-        "init": run.init, "scale": run.scale, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
+        "init": run.init, "scale": run.scale, "sigma_w2": run.sigma_w2, "sigma_b2": run.sigma_b2, "seed": run.seed, "lr": run.lr, "optimizer": run.optimizer,
         "momentum": run.momentum, "weight_decay": run.weight_decay, "dropout": run.dropout,
         "batch_size": run.batch_size, "steps": run.steps, "epochs": run.epochs, "record_every": run.record_every,
         "dtype": run.dtype, "backend": plan.spec.backend, "target_loss": plan.target_loss, "grid_id": grid_id,
@@ -518,7 +530,7 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
                             batch_size=r0.batch_size, record_every=r0.record_every)
         seeds = np.array([r.seed for r in runs], dtype=np.int64)
         with np.errstate(over="ignore"):      # a huge scale overflows float32: that run is marked below
-            p0 = init_batch(network, [Init(r.init, scale=r.scale) for r in runs], seeds, r0.dtype)
+            p0 = init_batch(network, [r.init_spec() for r in runs], seeds, r0.dtype, X=train.X)
         start_ok = np.all(np.isfinite(p0), axis=1)
         if not start_ok.all():
             for i in np.flatnonzero(~start_ok):

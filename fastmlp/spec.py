@@ -14,7 +14,9 @@ OUTPUTS = ("sigmoid", "softmax", "identity")          # with loss: BCE, cross-en
 LOSS_OF_OUTPUT = {"sigmoid": "binary_cross_entropy", "softmax": "cross_entropy", "identity": "mse"}
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEMES = ("zeros", "constant", "uniform", "normal", "xavier_uniform", "xavier_normal", "he_uniform",
-           "he_normal", "lecun_uniform", "lecun_normal", "orthogonal")
+           "he_normal", "lecun_uniform", "lecun_normal", "orthogonal", "meanfield", "lsuv")
+# schemes that draw from the data: their parameters need X (see fastmlp.init.lsuv)
+DATA_SCHEMES = ("lsuv",)
 BIAS_SCHEMES = ("zeros", "constant", "normal")
 DTYPES = ("float32", "float64")
 
@@ -93,6 +95,15 @@ class Init:
         Standard deviation of ``normal``.
     bias : str
         ``"zeros"``, ``"constant"`` (``bias_value``) or ``"normal"`` (``N(0, bias_std)``).
+    sigma_w2, sigma_b2 : float
+        Of ``meanfield``, the scheme in the terms of signal-propagation theory (:mod:`fastmlp.theory`): weights
+        ``N(0, sigma_w2 / fan_in)`` and biases ``N(0, sigma_b2)`` in every layer (``bias`` is then ignored;
+        ``scale`` still multiplies the weights).
+    lsuv_tol, lsuv_max_iter, lsuv_batch : float, int, int
+        Of ``lsuv`` (Mishkin & Matas 2015): an orthogonal start (``gain``), then each layer's weights divided by
+        the standard deviation of its output on a minibatch of ``lsuv_batch`` samples (drawn with the seed),
+        until that variance is within ``lsuv_tol`` of 1 or ``lsuv_max_iter`` rescalings were made; biases are
+        zero (``bias``) and ``scale`` multiplies the result. It needs the data: ``init_params(..., X=X)``.
     """
     scheme: str = "xavier_normal"
     scale: float = 1.0
@@ -103,10 +114,18 @@ class Init:
     bias: str = "zeros"
     bias_value: float = 0.0
     bias_std: float = 1.0
+    sigma_w2: float = 1.0
+    sigma_b2: float = 0.0
+    lsuv_tol: float = 0.1
+    lsuv_max_iter: int = 10
+    lsuv_batch: int = 512
 
     _parameter_constraints = {"scheme": Options(SCHEMES), "bias": Options(BIAS_SCHEMES), "scale": Interval(0),
                               "gain": Optional(Interval(0)), "value": Interval(), "limit": Interval(0),
-                              "std": Interval(0), "bias_value": Interval(), "bias_std": Interval(0)}
+                              "std": Interval(0), "bias_value": Interval(), "bias_std": Interval(0),
+                              "sigma_w2": Interval(0), "sigma_b2": Interval(0),
+                              "lsuv_tol": Interval(0, closed="neither"), "lsuv_max_iter": Integral(),
+                              "lsuv_batch": Integral()}
     _names = {"scheme": "init scheme", "bias": "bias scheme", "scale": "init scale", "value": "init value"}
 
     def __post_init__(self):

@@ -62,12 +62,15 @@ COLUMNS = (
     ("saturated_layers", "TEXT"), ("dead", "REAL"), ("dead_layers", "TEXT"), ("weights_moved", "TEXT"),
     ("distance_moved", "REAL"), ("distance_moved_layers", "TEXT"), ("grad_norms", "TEXT"),
     ("grad_ratio", "REAL"), ("curve", "BLOB"), ("grid_id", "INTEGER"), ("train_seconds", "REAL"),
-    ("created_at", "TEXT"),
+    ("created_at", "TEXT"), ("sigma_w2", "REAL"), ("sigma_b2", "REAL"),
 )
+# columns added after SCHEMA_VERSION 1 was first released: added to an older database when it is reopened for
+# writing, read as NULL from one opened for reading
+ADDED_COLUMNS = ("sigma_w2", "sigma_b2")
 COLUMN_NAMES = tuple(c for c, _ in COLUMNS)
 # settings that tell two configurations apart (seed aside): the columns summaries group by
-CONFIG_COLUMNS = ("hidden", "activation", "optimizer", "batch_size", "steps", "init", "scale", "lr", "momentum",
-                  "weight_decay", "dropout", "dtype")
+CONFIG_COLUMNS = ("hidden", "activation", "optimizer", "batch_size", "steps", "init", "scale", "sigma_w2",
+                  "sigma_b2", "lr", "momentum", "weight_decay", "dropout", "dtype")
 # columns that record how and when a run was made, not what it computed
 BOOKKEEPING_COLUMNS = ("grid_id", "train_seconds", "created_at", "backend")
 EXPORT_FORMATS = ("csv", "json", "parquet")
@@ -75,7 +78,8 @@ GRID_COLUMNS = ("id", "started_at", "finished_at", "state", "command", "settings
                 "n_trained", "seconds")
 CLAIM_COLUMNS = ("run_key", "owner", "host", "pid", "claimed_at")
 # every table and column fastmlp reads or writes (checked on open), and the meta entries it needs
-SCHEMA_TABLES = {"meta": ("key", "value"), "runs": COLUMN_NAMES, "grids": GRID_COLUMNS, "claims": CLAIM_COLUMNS}
+SCHEMA_TABLES = {"meta": ("key", "value"), "runs": tuple(c for c in COLUMN_NAMES if c not in ADDED_COLUMNS),
+                 "grids": GRID_COLUMNS, "claims": CLAIM_COLUMNS}
 META_KEYS = ("format", "schema_version", "dataset", "created_at", "fastmlp_version")
 
 
@@ -221,6 +225,11 @@ class Store:
                 store._add_grid_process_columns()
             store._check_schema()
             store._check(dataset)
+            absent = store._absent_columns()
+            if absent:
+                with store._transaction():
+                    for c in absent:
+                        store.conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {dict(COLUMNS)[c]}")
         except sqlite3.OperationalError as e:
             conn.close()
             raise StoreError(f"cannot write to the results database {path} ({e}); give another --out") from None
@@ -310,6 +319,11 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _absent_columns(self):
+        """Columns of ``ADDED_COLUMNS`` that this database's runs table lacks (made by an older fastmlp)."""
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        return [c for c in ADDED_COLUMNS if have and c not in have]
 
     def _tables(self):
         try:
@@ -529,7 +543,8 @@ class Store:
         if bad:
             raise StoreError(f"unknown column {bad[0]!r}; columns are: {', '.join(COLUMN_NAMES)}")
         select = list(dict.fromkeys(columns + list(filters or {}) + (["run_key"] if keys is not None else [])))
-        q = f"SELECT {', '.join(select)} FROM runs ORDER BY depth, hidden, activation, optimizer, batch_size, " \
+        absent = set(self._absent_columns())
+        q = f"SELECT {', '.join(f'NULL AS {c}' if c in absent else c for c in select)} FROM runs ORDER BY depth, hidden, activation, optimizer, batch_size, " \
             "steps, init, scale, lr, momentum, weight_decay, dropout, dtype, seed"
         rows = [dict(r) for r in self.conn.execute(q)]
         if keys is not None:
@@ -733,7 +748,7 @@ def aggregate(rows, by, metric):
 
 def varying_columns(rows, candidates=CONFIG_COLUMNS):
     """The columns among ``candidates`` that take more than one value in ``rows``."""
-    return [c for c in candidates if len({r[c] for r in rows}) > 1]
+    return [c for c in candidates if len({r.get(c) for r in rows}) > 1]
 
 
 def best_and_worst(rows, metric, higher_is_better, n=5):

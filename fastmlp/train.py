@@ -187,7 +187,7 @@ def train(network: Network, X, y, *, init: Init = Init(), seed=0, training: Trai
     X, y : array_like
         Data, as in ``train_batch``.
     init : Init
-        Initialisation scheme (ignored if ``params`` is given).
+        Initialisation scheme (ignored if ``params`` is given); a data-driven one (``lsuv``) sees ``X``.
     seed : int
         Seeds both the initialisation and the in-training randomness.
     training : Training
@@ -215,6 +215,6 @@ def train(network: Network, X, y, *, init: Init = Init(), seed=0, training: Trai
     'ok'
     """
     dtype = check_dtype(dtype)
-    p0 = init_batch(network, init, [seed], dtype) if params is None else np.asarray(params, dtype)[None, :]
+    p0 = init_batch(network, init, [seed], dtype, X=X) if params is None else np.asarray(params, dtype)[None, :]
     return train_batch(network, X, y, p0, training=training, seeds=[seed], backend=backend,
                        track_grad_norms=track_grad_norms, engine_options=engine_options)

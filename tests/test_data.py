@@ -202,9 +202,9 @@ def test_load_dataset_dispatch(tmp_path):
     with pytest.raises(ValueError, match="target"):
         load_dataset("csv", data_file=p)
     with pytest.raises(ValueError, match="xor.*moons"):
-        load_dataset("mnist")
+        load_dataset("imagenet")
     with pytest.raises(ValueError, match="wobble"):
         load_dataset("moons", wobble=1)
     with pytest.raises(ValueError, match="data_file"):
         load_dataset("moons", data_file=p)
-    assert set(data.DATASETS) == set(data.BUILTIN) | {"titanic", "csv"}
+    assert set(data.DATASETS) == set(data.BUILTIN) | set(data.REAL) | {"titanic", "csv"}

@@ -157,8 +157,10 @@ def check_filters_match(store, flt, rows):
                 values = sorted({r[col] for r in every}, key=lambda v: row_sort_key([col])({col: v}))
             shown = ", ".join(_shown(col, v) for v in values)
             given = ",".join(architecture_label(w) if col == "hidden" else str(w) for w in wanted)
-            raise click.UsageError(f"no runs match --filter {col}={given}; {col} holds: {shown} "
-                                   f"(numbers match as tables show them, to 4 significant digits)")
+            numeric = any(isinstance(v, (int, float)) for v in values)
+            raise click.UsageError(f"no runs match --filter {col}={given}; {col} holds: {shown}"
+                                   + (" (numbers match as tables show them, to 4 significant digits)"
+                                      if numeric else ""))
     raise click.UsageError("no run matches all the filters together: " + "; ".join(
         f"{c}={','.join(map(str, w))}" for c, w in flt.items()) + " (each matches some runs on its own)")
 

@@ -51,11 +51,12 @@ def schoenholz(a, stem):
     xi = np.array([theory.xi_c("tanh", s, a["sigma_b2"]) or np.inf for s in fine], dtype=float)
     top = _edges(depths)[-1]
     fit = a["fit"]
-    for k, style, label in ((fit["k"], "-", f"fitted k = {fit['k']:.2f} ± {fit['k_se']:.2f}"),
-                            (6.0, "--", "k = 6 (Schoenholz et al.)")):
-        ax.plot(fine, np.minimum(k * xi, top * 2), style, color="white" if style == "-" else "tab:red", lw=2,
-                label=label)
-    ax.axvline(a["critical_sigma_w2"], color="0.85", ls=":", lw=1.2,
+    from matplotlib import patheffects
+    outline = [patheffects.withStroke(linewidth=3.6, foreground="black")]   # white line readable on a white legend
+    ax.plot(fine, np.minimum(fit["k"] * xi, top * 2), "-", color="white", lw=2, path_effects=outline,
+            label=f"fitted k = {fit['k']:.2f} ± {fit['k_se']:.2f}")
+    ax.plot(fine, np.minimum(6.0 * xi, top * 2), "--", color="tab:red", lw=2, label="k = 6 (Schoenholz et al.)")
+    ax.axvline(a["critical_sigma_w2"], color="tab:gray", ls=":", lw=1.5,
                label=f"critical $\\sigma_w^2$ = {a['critical_sigma_w2']:.3f}")
     ax.set_ylim(_edges(depths)[0], top)
     ax.set_xlim(_edges(sw2)[0], _edges(sw2)[-1])

@@ -482,6 +482,10 @@ def info():
                f"results do not depend on it)")
     gpu = cuda_engine.gpu_info()
     click.echo(f"gpu: {gpu if isinstance(gpu, str) else ', '.join(f'{k}={v}' for k, v in gpu.items())}")
+    from .cluster import INSTALL, dask_available
+    ok, dask_text = dask_available()
+    click.echo(f"dask: {dask_text} (fastmlp grid --scheduler/--scheduler-file/--dask-workers)" if ok else
+               f"dask: not importable ({dask_text}); for grids on a Dask cluster: {INSTALL}")
     from .config import env
     forced = {k: env(k) for k in ("FASTMLP_CUDA_PATH", "FASTMLP_CUDA_TILES", "FASTMLP_CUDA_THREADS") if env(k)}
     click.echo(f"cuda paths: chunk (a thread per chunk of samples), block (a block per network), tiled (tiled "

@@ -223,6 +223,9 @@ Python's range). --seeds N means seeds 0..N-1. An architecture is 16, 32x4 (4 la
 or 32x2-16; repeat --hidden for several (--hidden 8,16 is refused: it could mean either). A run whose final loss
 ends above --diverge-factor (10) times its initial loss counts as diverged, as a NaN loss does.
 
+--scheduler, --scheduler-file or --dask-workers train the chunks on a Dask cluster (pip install
+'fastmlp[dask]'); this process keeps the database.
+
 Runs already in the database are skipped, so rerunning the same command resumes an interrupted grid and a
 grown grid trains only its new points. Ctrl-C (or SIGTERM) stops after the chunk in progress is saved.
 
@@ -302,6 +305,14 @@ Examples:
               help="Compute the symmetry and health diagnostics of every network.  [default: on]")
 @click.option("-o", "--out", type=click.Path(dir_okay=False),
               help=f"Results database (SQLite).  [default: {DEFAULT_PATH}]")
+@click.option("--scheduler", metavar="ADDRESS", help="Train the chunks on this Dask cluster, e.g. tcp://head:8786 "
+              "(this process keeps the database). Needs pip install 'fastmlp[dask]'.")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False), help="Dask cluster to train on, from the file "
+              "'dask scheduler --scheduler-file FILE' writes.")
+@click.option("--dask-workers", metavar="N", type=click.IntRange(min=1), help="Start a local Dask cluster of N "
+              "worker processes (one thread each) for this run.")
+@click.option("--dask-task-threads", metavar="N", type=click.IntRange(min=1), help="Numba threads of each chunk "
+              "on a Dask worker.  [default: 1, one engine thread per worker thread]")
 @click.option("--dry-run", is_flag=True, help="Print the grid size and the estimated work, then stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary (errors still shown).")
 @click.option("--json", "json_output", is_flag=True, help="Print a machine-readable JSON summary instead.")
@@ -311,6 +322,8 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
     from .report import reference_values, summarize_runs, summary_json, summary_text
 
     params = dict(ctx.params)
+    dask = {k: options.pop(k) for k in ("scheduler", "scheduler_file", "dask_workers", "dask_task_threads")}
+    cluster = _cluster_options(dask, dry_run)
     with _usage_errors():
         cfg = load_config(config) if config else {}
         options["data_options"] = options.pop("data_option")
@@ -318,7 +331,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         spec = GridSpec.from_settings(settings)
         out = Path(spec.out or DEFAULT_PATH)
         plan = runner.plan_grid(spec)
-        runner.estimate(plan, plan.runs)            # refuses a network too large before touching the database
+        runner.estimate(plan)                       # refuses a network too large before touching the database
     command = _command_line(params)
     info = lambda text="": None if quiet else _echo(text, err=json_output)   # noqa: E731
     ident = plan.data.identity
@@ -328,33 +341,34 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
     info(architectures_text(spec.hidden, ident["n_features"], ident["n_outputs"]))
 
     if dry_run:
-        done = set()
+        done = {}
         if out.exists():
             with _usage_errors():
                 with Store.open(out) as st:
                     st._check(ident)
-                    done = st.finished_keys(plan.keys)
-        pending = [r for r, k in zip(plan.runs, plan.keys) if k not in done]
+                    done = runner.stored_runs(plan, st)
+        n_done = sum(done.values())
         with _usage_errors():
-            est = runner.estimate(plan, pending)
+            est = runner.estimate(plan, done)
         _print_estimate(info, est, out, spec)
         if json_output:
             click.echo(json.dumps({"dry_run": True, "database": str(out), "dataset": ident,
                                    "architectures": [hidden_label(h) for h in spec.hidden],
                                    "axes": {k: len(v) for k, v in spec.axes().items()},
-                                   "grid_size": len(plan.runs), "already_done": len(plan.runs) - len(pending),
-                                   "to_run": len(pending), "estimate": est.to_dict()}, indent=1))
+                                   "grid_size": len(plan.runs), "already_done": n_done,
+                                   "to_run": len(plan.runs) - n_done, "estimate": est.to_dict()}, indent=1))
         return
 
     with _usage_errors():
         store = Store.create(out, ident)
     try:
-        pending = runner.pending_runs(plan, store)
-        _warn_other_version(store, out, len(plan.runs) - len(pending), len(pending), quiet)
+        done = runner.stored_runs(plan, store)
+        n_done = sum(done.values())
+        _warn_other_version(store, out, n_done, len(plan.runs) - n_done, quiet)
         with _usage_errors():
-            est = runner.estimate(plan, pending)
+            est = runner.estimate(plan, done)
         _print_estimate(info, est, out, spec)
-        grid_id = store.begin_grid(command, spec.to_dict(), len(plan.runs), len(plan.runs) - len(pending))
+        grid_id = store.begin_grid(command, spec.to_dict(), len(plan.runs), n_done)
         if quiet:
             progress = runner.Progress()  # reports nothing
         elif sys.stderr.isatty():
@@ -371,25 +385,32 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         outcome, hard = None, None
         try:
             with runner.graceful_stop(on_signal) as stop:
-                with _usage_errors(), CompileWatch(progress.note, spec.dtype, spec.backend):
-                    outcome = runner.execute(plan, store, progress=progress, stop=stop, grid_id=grid_id)
+                # on a Dask cluster the workers compile: this process has nothing to watch
+                with _usage_errors(), _dask_errors(), cluster(info) as client, \
+                        CompileWatch(progress.note, spec.dtype, spec.backend if client is None else "dask"):
+                    outcome = runner.execute(plan, store, progress=progress, stop=stop, grid_id=grid_id,
+                                             client=client, task_threads=dask["dask_task_threads"] or 1)
         except KeyboardInterrupt:
             progress.close()
             hard = "SIGINT"
+        except click.ClickException:
+            progress.close()
+            store.end_grid(grid_id, "failed", None, time.perf_counter() - t0)
+            raise
         seconds = time.perf_counter() - t0
         stopped = hard or (outcome.interrupted if outcome else None)
-        stored = store.finished_keys(plan.keys)
+        n_stored = sum(runner.stored_runs(plan, store).values())
         trained = outcome.n_trained if outcome else None
         store.end_grid(grid_id, "interrupted" if stopped else "finished",
-                       trained if trained is not None else len(stored) - (len(plan.runs) - len(pending)), seconds)
+                       trained if trained is not None else n_stored - n_done, seconds)
         if stopped:
-            missing = len(plan.runs) - len(stored)
-            msg = (f"Interrupted by {stopped}: {len(stored)} of {len(plan.runs)} runs of this grid are saved in "
+            missing = len(plan.runs) - n_stored
+            msg = (f"Interrupted by {stopped}: {n_stored} of {len(plan.runs)} runs of this grid are saved in "
                    f"{out} ({missing} still to run). To resume, run the same command again:\n  {command}")
             click.echo(msg, err=True)
             if json_output:
                 click.echo(json.dumps({"database": str(out), "interrupted": stopped, "grid_size": len(plan.runs),
-                                       "stored": len(stored), "missing": missing, "resume": command}, indent=1))
+                                       "stored": n_stored, "missing": missing, "resume": command}, indent=1))
             ctx.exit(EXIT_SIGNAL.get(stopped, 1))
         rows = store.fetch(keys=plan.keys)
         summary = summarize_runs(rows, spec.metric, baseline=reference_values(ident))
@@ -414,6 +435,57 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
                   f"fastmlp report {shlex.quote(str(out))} -o report.html")
     finally:
         store.close()
+
+
+def _cluster_options(dask, dry_run):
+    """A context manager giving the Dask client the options ask for (None without them), or a usage error."""
+    given = [f"--{k.replace('_', '-')}" for k in ("scheduler", "scheduler_file", "dask_workers") if dask[k]]
+    if len(given) > 1:
+        raise click.UsageError(f"give one of {', '.join(given)}, not several")
+    if dask["dask_task_threads"] and not given:
+        raise click.BadParameter("only applies with --scheduler, --scheduler-file or --dask-workers",
+                                 param_hint="'--dask-task-threads'")
+    if not given:
+        return lambda info: contextlib.nullcontext(None)
+    from .cluster import MissingExtra, _distributed
+    try:
+        _distributed()
+    except MissingExtra as e:
+        raise click.UsageError(f"{given[0]}: {e}") from None
+    if dry_run:
+        return lambda info: contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def cluster(info):
+        from .cluster import connect
+        if dask["dask_workers"]:
+            info(f"Dask: starting a local cluster of {dask['dask_workers']} worker processes")
+        import logging
+        # a lost scheduler is reported once, by fastmlp; distributed's client would log a traceback per retry
+        quiet_client = logging.getLogger("distributed.client")
+        level = quiet_client.level
+        try:
+            with connect(dask["scheduler"], dask["scheduler_file"], dask["dask_workers"]) as client:
+                info(f"Dask: scheduler {client.scheduler.address}")
+                quiet_client.setLevel(logging.CRITICAL)
+                yield client
+        finally:                  # after the client's close, which retries a lost scheduler too
+            quiet_client.setLevel(level)
+    return cluster
+
+
+@contextlib.contextmanager
+def _dask_errors():
+    """A cluster that cannot run the grid: a clear error (exit 1), not a traceback."""
+    try:
+        yield
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        from .cluster import ClusterError
+        if isinstance(e, ClusterError):
+            raise click.ClickException(str(e)) from None
+        raise
 
 
 def _warn_other_version(store, out, n_stored, n_pending, quiet):

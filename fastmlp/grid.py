@@ -175,7 +175,10 @@ def parse_values(raw, option, integer=False):
 
 
 def parse_seeds(raw, option="--seeds"):
-    """Seeds from a count (``8`` -> 0..7), a half-open range (``0:16``), or a list (``3,5`` or ``[3, 5]``)."""
+    """Seeds from a count (``8`` -> 0..7), a half-open range (``0:16``), or a list (``3,5`` or ``[3, 5]``).
+
+    A count or a single range gives a ``range`` (constant memory however many seeds); anything else a list.
+    """
     if isinstance(raw, bool):
         raise GridError(option, f"expected seeds, got {raw!r}")
     if isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"\s*\d+\s*", raw)):
@@ -183,7 +186,11 @@ def parse_seeds(raw, option="--seeds"):
         if n <= 0:
             raise GridError(option, f"a seed count must be positive, got {n} (give a list such as 0,1 for "
                                     f"explicit seeds)")
-        return list(range(n))
+        return range(n)
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?", raw) if isinstance(raw, str) else None
+    if m and int(m.group(3) or 1) > 0 and int(m.group(2)) > int(m.group(1)):
+        # a plain range stays a range: ten million seeds cost nothing until they are trained
+        return range(int(m.group(1)), int(m.group(2)), int(m.group(3) or 1))
     seeds = parse_values(raw, option, integer=True)
     if any(s < 0 for s in seeds):
         raise GridError(option, f"seeds must be >= 0, got {min(seeds)}")
@@ -577,10 +584,18 @@ class GridSpec:
         """The spec as plain JSON-able data (architectures as text), the form the database records."""
         d = asdict(self)
         d["hidden"] = [hidden_text(h) for h in self.hidden]
+        d["seeds"] = seeds_text(self.seeds)
         return d
 
 
 CONFIG_KEYS = tuple(f.name for f in fields(GridSpec))
+
+
+def seeds_text(seeds):
+    """Seeds as JSON-able data: a list, or ``"A:B"`` / ``"A:B:STEP"`` for a long range (what --seeds reads)."""
+    if isinstance(seeds, range) and len(seeds) > 16:
+        return f"{seeds.start}:{seeds.stop}" + (f":{seeds.step}" if seeds.step != 1 else "")
+    return [int(s) for s in seeds]
 
 
 # ------------------------------------------------------------------------------------------------- metrics
@@ -707,23 +722,169 @@ def expand(spec, n_train):
     Returns
     -------
     list of Run
+        The runs of :class:`GridRuns` ``(spec, n_train)``, in its order (use that for large grids: it holds
+        no run until asked for one).
     """
-    runs = {}
-    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
-            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
-            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
-            spec.seeds):
-        batch = None if bs is None or bs >= n_train else int(bs)
-        if spec.epochs:
-            epochs, steps = int(length), int(length) * -(-n_train // (batch or n_train))
-        else:
-            epochs, steps = None, int(length)
-        run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
-                  init=init, scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
-                  weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed), epochs=epochs,
-                  record_every=spec.record_every or default_record_every(steps), sigma_w2=sw, sigma_b2=sb)
-        runs.setdefault(json.dumps(run.settings(), sort_keys=True), run)
-    return list(runs.values())
+    return list(GridRuns(spec, n_train))
+
+
+class GridGroup:
+    """The runs of one shape group of a grid (what one engine call may train together), expanded lazily.
+
+    Iterating yields the runs in the grid's order (init, scale, lr, momentum, weight decay, dropout, seed);
+    ``len`` and ``first`` cost nothing.
+    """
+
+    # "init" holds (init, sigma_w2, sigma_b2) triples: init_variants
+    AXES = ("init", "scale", "lr", "momentum", "weight_decay", "dropout", "seed")
+
+    def __init__(self, fixed, axes):
+        self.fixed = fixed          # Run fields shared by the group
+        self.axes = axes            # {field: values} in AXES order
+        self.size = math.prod(len(v) for v in axes.values())
+
+    def __len__(self):
+        return self.size
+
+    def run(self, head, seed):
+        """The Run of this group with the values ``head`` (of AXES but the seed, in order) and ``seed``."""
+        (init, sw, sb), scale, lr, momentum, wd, dropout = head
+        return Run(**self.fixed, init=init, sigma_w2=sw, sigma_b2=sb, scale=scale, lr=lr, momentum=momentum,
+                   weight_decay=wd, dropout=dropout, seed=int(seed))
+
+    def __iter__(self):
+        axes = list(self.axes.values())
+        # seeds are looped over, not handed to itertools.product, which would copy a range into a tuple
+        for head in itertools.product(*axes[:-1]):
+            for seed in axes[-1]:
+                yield self.run(head, seed)
+
+    @property
+    def first(self):
+        return self.run([v[0] for v in list(self.axes.values())[:-1]], self.axes["seed"][0])
+
+    @property
+    def key(self):
+        """The group's :meth:`Run.group` tuple."""
+        return self.first.group()
+
+    def contains(self, run):
+        """Whether ``run``'s varying settings are points of this group's axes (its shape is not checked)."""
+        sets = self._sets()
+        return (run.init, run.sigma_w2, run.sigma_b2) in sets["init"] and \
+            all(getattr(run, name) in values for name, values in sets.items() if name != "init")
+
+    def _sets(self):
+        if not hasattr(self, "_value_sets"):
+            self._value_sets = {k: (v if isinstance(v, range) else frozenset(v)) for k, v in self.axes.items()}
+        return self._value_sets
+
+
+class GridRuns:
+    """The runs of a grid, expanded lazily: the same runs in the same order as :func:`expand`, without
+    holding them.
+
+    Duplicates are removed by construction: a batch size >= ``n_train`` is full batch (``None``), and plain
+    SGD has no momentum axis. ``len`` is exact and immediate; :meth:`groups` gives the shape groups.
+
+    Parameters
+    ----------
+    spec : GridSpec
+    n_train : int
+    """
+
+    def __init__(self, spec, n_train):
+        self.spec = spec
+        self.n_train = int(n_train)
+        batches = []
+        for bs in spec.batch_size:
+            b = None if bs is None or bs >= n_train else int(bs)
+            if b not in batches:
+                batches.append(b)
+        self.batches = batches
+        self._groups = None
+
+    def _outer(self):
+        """The fixed fields of each group, in first-seen order of :func:`expand`."""
+        spec = self.spec
+        for hidden, act, opt, batch, length in itertools.product(
+                spec.hidden, spec.activation, spec.optimizer, self.batches, spec.epochs or spec.steps):
+            if spec.epochs:
+                epochs, steps = int(length), int(length) * -(-self.n_train // (batch or self.n_train))
+            else:
+                epochs, steps = None, int(length)
+            yield opt, dict(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps,
+                            epochs=epochs, record_every=spec.record_every or default_record_every(steps))
+
+    def groups(self):
+        """The shape groups, as :class:`GridGroup`, in first-seen order (as :func:`group_runs` orders them)."""
+        if self._groups is None:
+            spec = self.spec
+            out = []
+            for opt, fixed in self._outer():
+                for dtype in spec.dtype:
+                    axes = {"init": init_variants(spec), "scale": [float(v) for v in spec.scale],
+                            "lr": [float(v) for v in spec.lr],
+                            "momentum": [None] if opt == "sgd" else [float(v) for v in spec.momentum],
+                            "weight_decay": [float(v) for v in spec.weight_decay],
+                            "dropout": [float(v) for v in spec.dropout], "seed": spec.seeds}
+                    out.append(GridGroup(dict(fixed, dtype=dtype), axes))
+            self._groups = out
+        return self._groups
+
+    def __len__(self):
+        return sum(len(g) for g in self.groups())
+
+    def __iter__(self):
+        # the order of expand: dtype varies inside the settings, just outside the seed
+        spec = self.spec
+        groups = iter(self.groups())
+        for _ in self._outer():
+            row = [next(groups) for _ in spec.dtype]
+            inner = list(row[0].axes.values())
+            for head in itertools.product(*inner[:-1]):
+                for g in row:
+                    for seed in inner[-1]:
+                        yield g.run(head, seed)
+
+    def __getitem__(self, i):
+        if not isinstance(i, int):
+            raise TypeError("GridRuns takes an integer index; iterate for more")
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        k = len(self.spec.dtype)
+        groups = self.groups()
+        for start in range(0, len(groups), k):          # the dtype groups of one outer setting, interleaved
+            row = groups[start:start + k]
+            size = sum(len(g) for g in row)
+            if i >= size:
+                i -= size
+                continue
+            n_seed = len(row[0].axes["seed"])
+            head, rest = divmod(i, k * n_seed)
+            g, s = divmod(rest, n_seed)
+            values = []
+            for name in reversed(GridGroup.AXES[:-1]):
+                axis = row[g].axes[name]
+                head, j = divmod(head, len(axis))
+                values.append(axis[j])
+            return row[g].run(values[::-1], row[g].axes["seed"][s])
+        raise IndexError(i)       # pragma: no cover - the sizes add up to len(self)
+
+    def group_of(self, run):
+        """The :class:`GridGroup` that holds ``run``, or None when ``run`` is not a run of this grid."""
+        if not hasattr(self, "_index"):
+            self._index = {}
+            for g in self.groups():
+                f = g.fixed
+                self._index[(f["hidden"], f["activation"], f["optimizer"], f["batch_size"], f["steps"],
+                             f["dtype"])] = g
+        g = self._index.get((tuple(run.hidden), run.activation, run.optimizer, run.batch_size, run.steps,
+                             run.dtype))
+        return g if g is not None and g.contains(run) else None
 
 
 def group_runs(runs):
@@ -732,3 +893,12 @@ def group_runs(runs):
     for r in runs:
         groups.setdefault(r.group(), []).append(r)
     return groups
+
+
+def run(spec, out=None, *, client=None, **kwargs):
+    """Train a grid into a results database: :func:`fastmlp.run.run_grid` (see there for the arguments).
+
+    ``client`` (a ``distributed.Client``) runs the chunks on that Dask cluster; this process keeps the database.
+    """
+    from .run import run_grid
+    return run_grid(spec, out, client=client, **kwargs)

@@ -11,6 +11,11 @@ trains every network independently (counter-based randomness), and metrics are c
 Interruption: :func:`graceful_stop` turns the first SIGINT or SIGTERM into a request to stop after the chunk in
 progress is stored; a second SIGINT abandons that chunk. Either way every stored chunk stays, and rerunning the
 same grid trains only what is missing.
+
+Nothing here holds a whole grid: the runs are expanded lazily (:class:`fastmlp.grid.GridRuns`), the stored ones
+are counted from the database's rows (:func:`stored_runs`), and :class:`ChunkSource` claims a window of runs at a
+time. :func:`execute` trains the chunks in this process, or, given a Dask ``client``, on that cluster's workers
+(:mod:`fastmlp.cluster`).
 """
 from __future__ import annotations
 
@@ -21,17 +26,18 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
-from .grid import GridError, expand, group_runs, hidden_text, target_loss_value
+from .grid import GridError, GridRuns, hidden_text, target_loss_value
+from .grid import Run
 from .init import init_batch
 from .layout import Layout
-from .spec import Network, Training
+from .spec import Network, Training, parse_hidden
 from .store import encode_curve
 from .train import as_targets, train_batch
 
@@ -208,20 +214,50 @@ def baseline_loss(d):
 
 @dataclass
 class Plan:
-    """A grid ready to run: data, runs in order, and each run's key."""
+    """A grid ready to run: its data and its runs, expanded lazily (:class:`fastmlp.grid.GridRuns`).
+
+    ``runs`` and ``keys`` are sequences computed on demand, so that a plan of ten million runs costs nothing
+    until it is trained.
+    """
     spec: object
     data: DataBundle
-    runs: list
-    keys: list
+    runs: object
     target_loss: float
-    by_key: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        self.by_key = dict(zip(self.keys, self.runs))
+    @property
+    def dataset_key(self):
+        return dataset_key(self.data.identity)
+
+    @property
+    def keys(self):
+        """The run keys, in the order of ``runs`` (computed as they are iterated)."""
+        return _Keys(self)
+
+    def key(self, run):
+        """The run key of ``run``."""
+        return run.key(self.dataset_key)
 
     def network(self, run):
         """The :class:`Network` of a run on this plan's data."""
         return Network(self.data.n_inputs, run.hidden, self.data.n_outputs, run.activation, self.data.output)
+
+    def groups(self):
+        """The shape groups of the plan (:class:`fastmlp.grid.GridGroup`), in order."""
+        return self.runs.groups()
+
+
+class _Keys:
+    """The keys of a plan's runs: iterable and sized, computed one by one."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __len__(self):
+        return len(self.plan.runs)
+
+    def __iter__(self):
+        dk = self.plan.dataset_key
+        return (r.key(dk) for r in self.plan.runs)
 
 
 def dataset_key(identity):
@@ -230,7 +266,7 @@ def dataset_key(identity):
 
 
 def plan_grid(spec):
-    """Load the data of a grid and expand its runs.
+    """Load the data of a grid and expand its runs (lazily).
 
     Raises
     ------
@@ -242,10 +278,39 @@ def plan_grid(spec):
         get_engine(spec.backend)
     except (ValueError, ImportError, RuntimeError) as e:
         raise GridError("--backend", str(e)) from None
-    runs = expand(spec, data.train.n_samples)
-    dk = dataset_key(data.identity)
-    keys = [r.key(dk) for r in runs]
-    return Plan(spec, data, runs, keys, target_loss_value(spec.target_loss, data.baseline_loss))
+    runs = GridRuns(spec, data.train.n_samples)
+    return Plan(spec, data, runs, target_loss_value(spec.target_loss, data.baseline_loss))
+
+
+def stored_runs(plan, store):
+    """How many runs of each group of ``plan`` are finished in ``store``: ``{group index: count}``.
+
+    Reads the stored runs (not the plan's keys), so that its cost follows the size of the database, not of
+    the grid: a stored row counts when its settings are a point of the grid and its key is the one those
+    settings give on this dataset.
+    """
+    counts = {}
+    if store is None:
+        return counts
+    index = {id(g): i for i, g in enumerate(plan.groups())}
+    dk = plan.dataset_key
+    cols = ("run_key", "hidden", "activation", "optimizer", "batch_size", "steps", "init", "scale", "lr",
+            "momentum", "weight_decay", "dropout", "dtype", "seed", "sigma_w2", "sigma_b2")
+    absent = set(store._absent_columns())         # a database made before a column existed
+    q = f"SELECT {', '.join(f'NULL AS {c}' if c in absent else c for c in cols)} FROM runs WHERE status != 'failed'"
+    for row in store.conn.execute(q):
+        try:
+            run = Run(hidden=parse_hidden(row["hidden"]), activation=row["activation"],
+                      optimizer=row["optimizer"], batch_size=row["batch_size"], steps=row["steps"],
+                      init=row["init"], scale=row["scale"], lr=row["lr"], momentum=row["momentum"],
+                      weight_decay=row["weight_decay"], dropout=row["dropout"], dtype=row["dtype"],
+                      seed=row["seed"], sigma_w2=row["sigma_w2"], sigma_b2=row["sigma_b2"])
+        except (ValueError, TypeError):
+            continue
+        g = plan.runs.group_of(run)
+        if g is not None and run.key(dk) == row["run_key"]:
+            counts[index[id(g)]] = counts.get(index[id(g)], 0) + 1
+    return counts
 
 
 # ------------------------------------------------------------------------------------------ work, memory
@@ -378,27 +443,39 @@ class Estimate:
         return dict(self.__dict__)
 
 
-def estimate(plan, pending):
-    """The work of training ``pending`` runs: FLOPs, groups, the fewest engine calls memory allows.
+def estimate(plan, done=None):
+    """The work of training the pending runs of ``plan``: FLOPs, groups, the fewest engine calls memory allows.
+
+    Parameters
+    ----------
+    plan : Plan
+    done : dict, optional
+        Finished runs per group, as :func:`stored_runs` counts them (none by default).
 
     Raises
     ------
     GridError
-        If a single network does not fit in memory.
+        If a single network does not fit in memory (checked for every group, pending or not).
     """
+    done = done or {}
     budget = memory_budget(plan.spec)
     threads = engine_threads(plan.spec.backend)
-    flops, calls, biggest, memory_cap = 0.0, 0, 0, 0
+    flops, calls, biggest, memory_cap, n_groups, n_runs, n_pending = 0.0, 0, 0, 0, 0, 0, 0
     n_train = plan.data.train.n_samples
-    groups = group_runs(pending)
-    for runs in groups.values():
-        net = plan.network(runs[0])
-        flops += flops_per_network(net, runs[0], n_train) * len(runs)
-        cap = max_chunk(plan, runs, budget, threads)
-        memory_cap = max(memory_cap, max_chunk(plan, runs, budget, threads, chunk_size=False))
-        calls += -(-len(runs) // cap)
-        biggest = max(biggest, min(cap, len(runs)))
-    return Estimate(len(plan.runs), len(pending), len(groups), flops, biggest, calls, budget, memory_cap)
+    for i, g in enumerate(plan.groups()):
+        first = g.first
+        cap = max_chunk(plan, [first], budget, threads)
+        n_runs += len(g)
+        n = len(g) - done.get(i, 0)
+        if n <= 0:
+            continue
+        n_pending += n
+        n_groups += 1
+        flops += flops_per_network(plan.network(first), first, n_train) * n
+        memory_cap = max(memory_cap, max_chunk(plan, [first], budget, threads, chunk_size=False))
+        calls += -(-n // cap)
+        biggest = max(biggest, min(cap, n))
+    return Estimate(n_runs, n_pending, n_groups, flops, biggest, calls, budget, memory_cap)
 
 
 # ------------------------------------------------------------------------------------------ signals
@@ -645,6 +722,7 @@ class Outcome:
     engine_calls: int = 0
     seconds: float = 0.0
     interrupted: str | None = None
+    chunk_seconds: float = 0.0      # summed over the chunks: where they ran, from start to rows
 
     @property
     def n_missing(self):
@@ -657,12 +735,162 @@ class Outcome:
 
 
 def pending_runs(plan, store):
-    """The runs of ``plan`` not yet finished in ``store`` (failed ones count as not finished)."""
+    """The runs of ``plan`` not yet finished in ``store`` (failed ones count as not finished), as a list.
+
+    It holds every pending run: for large grids iterate :class:`ChunkSource` instead.
+    """
     finished = store.finished_keys(plan.keys)
-    return [r for r, k in zip(plan.runs, plan.keys) if k not in finished]
+    dk = plan.dataset_key
+    return [r for r in plan.runs if r.key(dk) not in finished]
 
 
-def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5):
+def failed_rows(plan, runs, keys, grid_id, message):
+    """Database rows that record ``runs`` as ``failed`` with ``message`` (a chunk that raised)."""
+    network = plan.network(runs[0])
+    rows = [_base_row(plan, r, k, network, grid_id) for r, k in zip(runs, keys)]
+    for row in rows:
+        row.update(status="failed", error=message)
+    return rows
+
+
+@dataclass
+class Chunk:
+    """Runs of one shape group claimed for one engine call."""
+    group: int
+    runs: list
+    keys: list
+    flops_per_network: float
+
+
+class ChunkSource:
+    """The pending runs of a plan, claimed chunk by chunk as they are asked for (iterate it).
+
+    Runs are expanded and their keys computed a window at a time, never all at once; each chunk is claimed in
+    the database before it is handed out (so that two processes sharing a database never train a run twice)
+    and sized by the ``--chunk-seconds`` logic from the throughput measured so far (:meth:`measured`). Runs
+    another live process holds are put aside and claimed, or found finished, once the rest is handed out.
+
+    Parameters
+    ----------
+    plan : Plan
+    store : Store
+    outcome : Outcome
+        Counts the runs other processes finish meanwhile (``n_by_others``).
+    progress : Progress
+    budget : int
+        Bytes one chunk may use.
+    threads : int
+        Engine threads of one chunk (a chunk holds at least two networks per thread).
+    done : dict
+        Finished runs per group when the execution started (:func:`stored_runs`).
+    stop : StopRequest
+        No chunk is claimed once it is set.
+    sleep : float
+        Seconds between claims while another process holds the last runs.
+    slots : int
+        Chunks that run at the same time (a cluster's worker threads). With more than one, a chunk holds at
+        most the group's unclaimed runs divided by ``slots``, so that the last chunks shrink and every slot
+        finishes at about the same time.
+    """
+
+    def __init__(self, plan, store, outcome, progress, budget, threads, done, stop, sleep=0.5, slots=1):
+        self.plan, self.store, self.out, self.progress = plan, store, outcome, progress
+        self.budget, self.threads, self.done, self.stop, self.sleep = budget, threads, done, stop, sleep
+        self.slots = slots
+        self.rate = None              # measured FLOP/s of whole chunks (training, evaluation, diagnostics)
+        self._seen = {}               # finished runs met while claiming, per group
+        self._others = {}             # of which finished by another process since the start
+
+    def size(self, cap, fpn):
+        """Networks in the next chunk of a group: ``--chunk-seconds`` of work at the measured rate."""
+        n = cap
+        if self.plan.spec.chunk_seconds > 0:
+            guess = int(self.plan.spec.chunk_seconds * (self.rate or NOMINAL_FLOPS) / max(fpn, 1.0))
+            n = min(cap, max(guess, 2 * self.threads, 1))
+        return n
+
+    def measured(self, chunk, seconds):
+        """Record that ``chunk`` took ``seconds`` (sizes the next chunks)."""
+        self.rate = chunk.flops_per_network * len(chunk.runs) / max(seconds, 1e-6)
+
+    def _finished(self, group, n):
+        if not n:
+            return
+        self._seen[group] = self._seen.get(group, 0) + n
+        extra = self._seen[group] - self.done.get(group, 0) - self._others.get(group, 0)
+        if extra > 0:
+            self._others[group] = self._others.get(group, 0) + extra
+            self.out.n_by_others += extra
+            self.progress.advance(extra)
+
+    def _claim(self, group, items, n):
+        """Claim up to ``n`` of ``items`` ((run, key) pairs); returns (chunk or None, rest, busy)."""
+        claimed, finished, busy = self.store.claim([k for _, k in items], n)
+        self._finished(group, len(finished))
+        mine, busy = set(claimed), set(busy)
+        runs = {k: r for r, k in items if k in mine}
+        rest = [(r, k) for r, k in items if k not in mine and k not in finished and k not in busy]
+        held = [(r, k) for r, k in items if k in busy]
+        chunk = Chunk(group, [runs[k] for k in claimed], list(claimed), 0.0) if claimed else None
+        return chunk, rest, held
+
+    def __iter__(self):
+        plan, dk = self.plan, self.plan.dataset_key
+        n_train = plan.data.train.n_samples
+        held = {}                     # group -> [(run, key)] another live process holds
+        sizes = {}
+        for gi, g in enumerate(plan.groups()):
+            if self.stop:
+                return
+            if self.done.get(gi, 0) >= len(g):
+                continue
+            first = g.first
+            cap = max_chunk(plan, [first], self.budget, self.threads)
+            fpn = flops_per_network(plan.network(first), first, n_train)
+            sizes[gi] = (cap, fpn)
+            runs, buf = iter(g), []
+            exhausted = False
+            unclaimed = len(g) - self.done.get(gi, 0)
+            while not self.stop:
+                n = self.size(cap, fpn)
+                if self.slots > 1:
+                    n = min(n, max(2 * self.threads, -(-unclaimed // self.slots)))
+                while not exhausted and len(buf) < max(2 * n, 512):
+                    r = next(runs, None)
+                    if r is None:
+                        exhausted = True
+                    else:
+                        buf.append((r, r.key(dk)))
+                if not buf:
+                    break
+                chunk, buf, busy = self._claim(gi, buf, n)
+                held.setdefault(gi, []).extend(busy)
+                unclaimed -= len(chunk.runs) if chunk is not None else 0
+                if chunk is not None:
+                    chunk.flops_per_network = fpn
+                    yield chunk
+        waited = False
+        while not self.stop and any(held.values()):
+            worked, n_busy = False, 0
+            for gi in list(held):
+                cap, fpn = sizes[gi]
+                while held[gi] and not self.stop:
+                    chunk, rest, busy = self._claim(gi, held[gi], self.size(cap, fpn))
+                    held[gi] = rest + busy
+                    if chunk is None:
+                        n_busy += len(busy)
+                        break
+                    chunk.flops_per_network = fpn
+                    worked = True
+                    yield chunk
+            if any(held.values()) and not worked and not self.stop:
+                if not waited:
+                    self.progress.note(f"waiting for {n_busy} runs that another process is training")
+                    waited = True
+                time.sleep(self.sleep)
+
+
+def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5, client=None, task_threads=1):
     """Train every pending run of ``plan`` and store the results chunk by chunk.
 
     Parameters
@@ -675,78 +903,87 @@ def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5):
     grid_id : int, optional
     sleep : float
         Seconds between checks while another process trains the last runs of this grid.
+    client : distributed.Client, optional
+        Train the chunks on this Dask cluster's workers (:func:`fastmlp.cluster.execute_on_cluster`); this
+        process keeps the database, the claims and the progress. Results are the same bits as in-process.
+    task_threads : int
+        With ``client``: numba threads each chunk uses on a worker (1: one engine thread per worker thread).
 
     Returns
     -------
     Outcome
     """
+    if client is not None:
+        from .cluster import execute_on_cluster
+        return execute_on_cluster(plan, store, client, progress=progress, stop=stop, grid_id=grid_id,
+                                  sleep=sleep, task_threads=task_threads)
     progress = progress or Progress()
     stop = stop if stop is not None else StopRequest()
     t_start = time.perf_counter()
-    pending = pending_runs(plan, store)
-    out = Outcome(len(plan.runs), len(plan.runs) - len(pending))
-    progress.start(len(pending))
+    done = stored_runs(plan, store)
+    out = Outcome(len(plan.runs), sum(done.values()))
+    progress.start(out.n_runs - out.n_skipped)
     budget = memory_budget(plan.spec)
-    threads = engine_threads(plan.spec.backend)
-    n_train = plan.data.train.n_samples
-    rate = None                  # measured FLOP/s of whole chunks (training, evaluation, diagnostics)
-    key_of = dict(zip(plan.runs, plan.keys))
-    accounted = set()            # keys trained here or found finished by another process
-    waited = False
-    while pending and not stop:
-        worked, busy_total = False, 0
-        for group in group_runs(pending).values():
-            net = plan.network(group[0])
-            cap = max_chunk(plan, group, budget, threads)
-            fpn = flops_per_network(net, group[0], n_train)
-            remaining = list(group)
-            while remaining and not stop:
-                n = cap
-                if plan.spec.chunk_seconds > 0:
-                    guess = int(plan.spec.chunk_seconds * (rate or NOMINAL_FLOPS) / max(fpn, 1.0))
-                    n = min(cap, max(guess, 2 * threads, 1))
-                claimed, finished, busy = store.claim([key_of[r] for r in remaining], n)
-                taken = set(claimed) | finished | set(busy)
-                remaining = [r for r in remaining if key_of[r] not in taken]
-                new = finished - accounted
-                if new:
-                    accounted |= new
-                    out.n_by_others += len(new)
-                    progress.advance(len(new))
-                if not claimed:
-                    busy_total += len(busy)
-                    break
-                runs = [plan.by_key[k] for k in claimed]
-                t0 = time.perf_counter()
-                try:
-                    rows = train_chunk(plan, runs, claimed, grid_id, budget)
-                except BaseException:
-                    store.release(claimed)
-                    raise
-                store.save(rows)
-                accounted |= set(claimed)
-                seconds = time.perf_counter() - t0
-                rate = fpn * len(runs) / max(seconds, 1e-6)
-                out.n_trained += len(rows)
-                out.engine_calls += 1
-                worked = True
-                progress.advance(len(rows))
-        if stop:
-            break
-        still = {key_of[r] for r in pending_runs(plan, store)}
-        for r in pending:
-            k = key_of[r]
-            if k not in still and k not in accounted:
-                accounted.add(k)
-                out.n_by_others += 1
-                progress.advance(1)
-        pending = [r for r in pending if key_of[r] in still and key_of[r] not in accounted]
-        if pending and not worked:
-            if not waited:
-                progress.note(f"waiting for {busy_total} runs that another process is training")
-                waited = True
-            time.sleep(sleep)
+    source = ChunkSource(plan, store, out, progress, budget, engine_threads(plan.spec.backend), done, stop, sleep)
+    for chunk in source:
+        t0 = time.perf_counter()
+        try:
+            rows = train_chunk(plan, chunk.runs, chunk.keys, grid_id, budget)
+        except BaseException:
+            store.release(chunk.keys)
+            raise
+        store.save(rows)
+        source.measured(chunk, time.perf_counter() - t0)
+        out.chunk_seconds += time.perf_counter() - t0
+        out.n_trained += len(rows)
+        out.engine_calls += 1
+        progress.advance(len(rows))
     out.seconds = time.perf_counter() - t_start
     out.interrupted = stop.signal
     progress.close()
     return out
+
+
+def run_grid(spec, out=None, *, client=None, progress=None, stop=None, command="fastmlp.run.run_grid"):
+    """Plan, train and store a grid in one call (the Python form of ``fastmlp grid``).
+
+    Parameters
+    ----------
+    spec : GridSpec or dict
+        A spec, or settings for :meth:`GridSpec.from_settings`.
+    out : str or Path, optional
+        The results database (default: ``spec.out`` or ``results.db``).
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster (see :func:`execute`).
+    progress : Progress, optional
+    stop : StopRequest, optional
+    command : str
+        Recorded in the database's ``grids`` table.
+
+    Returns
+    -------
+    Outcome
+
+    Examples
+    --------
+    >>> from distributed import Client                               # doctest: +SKIP
+    >>> run_grid({"seeds": "0:64", "scale": "log:1e-2:10:8"}, "sweep.db",
+    ...          client=Client("tcp://head-node:8786"))              # doctest: +SKIP
+    """
+    from .grid import GridSpec
+    from .store import DEFAULT_PATH, Store
+    if not isinstance(spec, GridSpec):
+        spec = GridSpec.from_settings(spec)
+    plan = plan_grid(spec)
+    estimate(plan)
+    with Store.create(out or spec.out or DEFAULT_PATH, plan.data.identity) as store:
+        done = sum(stored_runs(plan, store).values())
+        grid_id = store.begin_grid(command, spec.to_dict(), len(plan.runs), done)
+        t0 = time.perf_counter()
+        outcome = None
+        try:
+            outcome = execute(plan, store, progress=progress, stop=stop, grid_id=grid_id, client=client)
+        finally:
+            state = "finished" if outcome is not None and not outcome.interrupted else "interrupted"
+            store.end_grid(grid_id, state, outcome.n_trained if outcome else 0, time.perf_counter() - t0)
+    return outcome

@@ -61,10 +61,10 @@ def test_malformed_integer_ranges(text, fragment):
 
 
 def test_seeds():
-    assert parse_seeds("8") == list(range(8))
-    assert parse_seeds(8) == list(range(8))
-    assert parse_seeds("0:16") == list(range(16))
-    assert parse_seeds("4:8") == [4, 5, 6, 7]
+    assert list(parse_seeds("8")) == list(range(8))
+    assert list(parse_seeds(8)) == list(range(8))
+    assert list(parse_seeds("0:16")) == list(range(16))
+    assert list(parse_seeds("4:8")) == [4, 5, 6, 7]
     assert parse_seeds("3,5") == [3, 5]
     assert parse_seeds([0, 2]) == [0, 2]
     for bad in ("0", "-1:3", "x"):
@@ -149,7 +149,7 @@ noise = 0.2
     spec = GridSpec.from_settings(merge_settings(cfg, {"lr": "0.5", "hidden": [], "seeds": None}))
     assert spec.lr == [0.5]                        # the option overrides the file
     assert spec.init == ["zeros", "xavier_normal"]  # the file's value where no option is given
-    assert spec.seeds == [0, 1, 2, 3]
+    assert list(spec.seeds) == [0, 1, 2, 3]
     assert spec.hidden == [(16,), (32, 32), (8, 4)]
     assert spec.scale == [0.01, 0.1, 1.0]
     assert spec.dataset == "xor" and spec.data_options == {"noise": 0.2}
@@ -190,6 +190,55 @@ def test_expand_normalises_irrelevant_settings():
     assert {r.momentum for r in adam} == {0.5, 0.9}
     assert {r.batch_size for r in runs} == {None, 32}          # 500 >= 100 samples is full batch
     assert len(sgd) == 2 and len(adam) == 4
+
+
+def _expand_eagerly(spec, n_train):
+    """The plain definition: the Cartesian product of the axes, normalised, duplicates dropped (first kept)."""
+    import itertools
+    runs = {}
+    from fastmlp.grid import init_variants
+    for hidden, act, opt, bs, length, (init, sw, sb), scale, lr, mom, wd, drop, dtype, seed in itertools.product(
+            spec.hidden, spec.activation, spec.optimizer, spec.batch_size, spec.epochs or spec.steps,
+            init_variants(spec), spec.scale, spec.lr, spec.momentum, spec.weight_decay, spec.dropout, spec.dtype,
+            spec.seeds):
+        batch = None if bs is None or bs >= n_train else int(bs)
+        steps = int(length) * -(-n_train // (batch or n_train)) if spec.epochs else int(length)
+        run = Run(hidden=tuple(hidden), activation=act, optimizer=opt, batch_size=batch, steps=steps, init=init,
+                  scale=float(scale), lr=float(lr), momentum=None if opt == "sgd" else float(mom),
+                  weight_decay=float(wd), dropout=float(drop), dtype=dtype, seed=int(seed),
+                  epochs=int(length) if spec.epochs else None,
+                  record_every=spec.record_every or max(1, -(-steps // 500)), sigma_w2=sw, sigma_b2=sb)
+        runs.setdefault(run.settings().__repr__(), run)
+    return list(runs.values())
+
+
+@pytest.mark.parametrize("settings", [
+    {"optimizer": "sgd,adam", "momentum": "0.5,0.9", "batch_size": "500,full,32,64", "dtype": "float32,float64",
+     "seeds": "3", "hidden": ["4", "0", "4x2"], "scale": "0,1"},
+    {"epochs": "2,3", "batch_size": "16,full", "init": "zeros,normal", "lr": "0.1,1", "seeds": "2:5"},
+    {"init": "normal,meanfield,zeros", "sigma_w2": "1,2,3", "sigma_b2": "0,0.05", "seeds": "2", "scale": "1,2"},
+])
+def test_lazy_expansion_is_the_product_without_duplicates(settings):
+    from fastmlp.grid import GridRuns
+    spec = GridSpec.from_settings(settings)
+    lazy = GridRuns(spec, 100)
+    eager = _expand_eagerly(spec, 100)
+    assert list(lazy) == eager and len(lazy) == len(eager)
+    assert [lazy[i] for i in range(len(eager))] == eager
+    groups = group_runs(eager)
+    assert [g.key for g in lazy.groups()] == list(groups)
+    assert [list(g) for g in lazy.groups()] == list(groups.values())
+    assert all(lazy.group_of(r) is not None for r in eager)
+    assert lazy.group_of(_run(seed=99, hidden=(4,))) is None
+
+
+def test_ten_million_seeds_cost_nothing_until_used():
+    from fastmlp.grid import GridRuns
+    spec = GridSpec.from_settings({"seeds": "0:10000000", "scale": "0.5,1"})
+    runs = GridRuns(spec, 100)
+    assert isinstance(spec.seeds, range) and len(runs) == 2 * 10 ** 7
+    assert runs[10 ** 7 + 3].seed == 3 and runs[10 ** 7 + 3].scale == 1.0
+    assert spec.to_dict()["seeds"] == "0:10000000"
 
 
 def test_epochs_become_steps():

@@ -10,7 +10,11 @@ import numpy as np
 
 from . import data as _data
 from .engine import BACKENDS
+from .compile_cache import CompileWatch
 from .spec import ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Network, Training, parse_hidden
+
+# one learning rate everywhere (Training, train, grid); symmetry documents why it takes 0.5
+DEFAULT_LR = Training().lr
 from .cli_grid import GRID_COMMANDS
 
 
@@ -18,22 +22,32 @@ def hidden_option(value):
     try:
         return parse_hidden(value)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="'--hidden'") from None
+        extra = " (this command trains one architecture; grid takes several)" if "ambiguous" in str(e) else ""
+        raise click.BadParameter(str(e) + extra, param_hint="'--hidden'") from None
+
+
+def load_bundle(dataset, data_file, target, n_samples=None, data_seed=None, data_options=(), features=None,
+                task=None, val_split=None, split_seed=None, data_dir=None):
+    """The data of ``train`` and ``symmetry``, loaded as ``grid`` loads it (the same options and errors, which
+    name the option at fault): a :class:`fastmlp.run.DataBundle` with ``train`` and ``val``."""
+    from .grid import GridError, GridSpec
+    from .run import load_data as load_grid_data
+    settings = {"dataset": dataset, "data_file": data_file, "target": target, "n_samples": n_samples,
+                "data_seed": data_seed, "data_options": list(data_options), "features": features, "task": task,
+                "val_split": val_split, "split_seed": split_seed, "data_dir": data_dir}
+    try:
+        spec = GridSpec.from_settings({k: v for k, v in settings.items() if v is not None and v != []})
+        return load_grid_data(spec)
+    except GridError as e:
+        if e.option:
+            raise click.BadParameter(e.message, param_hint=f"'{e.option}'") from None
+        raise click.UsageError(str(e)) from None
 
 
 def load_data(dataset, data_file, target, n_samples=None, seed=0, data_dir=None, data_options=()):
     """The dataset a command names, or a usage error that says what is wrong."""
-    from .grid import GridError, parse_data_options
-    try:
-        options = parse_data_options(data_options)
-    except GridError as e:
-        raise click.BadParameter(str(e), param_hint="'--data-option'") from None
-    try:
-        return _data.load_dataset(dataset, data_file=data_file, target=target, n_samples=n_samples,
-                                  seed=seed, data_dir=data_dir, **options)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        raise click.BadParameter(str(e), param_hint="'--dataset'/'--data-file'/'--data-dir'/'--data-option'"
-                                 "/'--target'") from None
+    return load_bundle(dataset, data_file, target, n_samples, data_seed=seed, data_options=data_options,
+                       data_dir=data_dir).train
 
 
 def usage_errors(fn):
@@ -60,15 +74,17 @@ def main():
     \b
     Start with:
       fastmlp symmetry                 # the symmetry story, measured, in one table
-      fastmlp grid --dataset spirals   # a grid search over init schemes and scales
-      fastmlp train --dataset xor --hidden 8 --init xavier_normal --json
+      fastmlp grid --dataset spirals --init zeros,constant,xavier_normal --scale log:0.1:10:5 --seeds 3
+      fastmlp show                     # tables of results.db (grid's default database)
+      fastmlp report -o report.html    # one page: tables, the symmetry section, figures
+      fastmlp train --dataset xor --hidden 8 --init xavier_normal
       fastmlp bench --workload w1      # throughput against the NumPy reference
     """
 
 
-def training_options(fn=None, *, steps=1000, lr=0.1):
+def training_options(fn=None, *, steps=1000, lr=DEFAULT_LR, lr_note=""):
     if fn is None:
-        return lambda f: training_options(f, steps=steps, lr=lr)
+        return lambda f: training_options(f, steps=steps, lr=lr, lr_note=lr_note)
     opts = [
         click.option("--dataset", default="spirals", show_default=True,
                      help=f"One of {', '.join(_data.DATASETS)}, or a path to a .csv file."),
@@ -79,13 +95,20 @@ def training_options(fn=None, *, steps=1000, lr=0.1):
         click.option("--data-option", multiple=True, metavar="KEY=VALUE",
                      help="Further argument of the dataset, e.g. noise=0.2, pixels=centered (repeatable)."),
         click.option("--target", help="Target column of a CSV file."),
+        click.option("--features", metavar="COLUMNS", help="Feature columns of a CSV file, comma-separated "
+                     "(default: all but the target)."),
+        click.option("--task", type=click.Choice(_data.TASKS), help="A CSV target's task (default: inferred; a "
+                     "single-valued target needs --task regression), or the teacher dataset's."),
         click.option("--n-samples", type=click.IntRange(min=1),
                      help="Samples of a generated dataset, or a random subset of a real one."),
+        click.option("--data-seed", type=click.IntRange(min=0), help="Seed of a generated dataset.  [default: 0]"),
+        click.option("--val-split", metavar="FRACTION", help="Fraction held out to report validation loss and "
+                     "accuracy (as grid does)."),
         click.option("--hidden", default="16", show_default=True, callback=lambda c, p, v: hidden_option(v),
-                     help="Hidden widths: 16, 32x3 (3 layers of 32) or 64,32; 0 for none."),
+                     help="Hidden layers: 16, 32x3 (3 layers of 32), 64-32 (64 then 32), 32x2-16; 0 for none."),
         click.option("--activation", type=click.Choice(ACTIVATIONS), default="tanh", show_default=True),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True),
-        click.option("--lr", type=float, default=lr, show_default=True, help="Learning rate (> 0)."),
+        click.option("--lr", type=float, default=lr, show_default=True, help="Learning rate (> 0)." + lr_note),
         click.option("--momentum", type=float, default=0.9, show_default=True, help="Momentum, or Adam's beta1."),
         click.option("--steps", type=click.IntRange(min=1), default=steps, show_default=True),
         click.option("--batch-size", type=click.IntRange(min=1), help="Minibatch size (default: full batch)."),
@@ -156,6 +179,40 @@ def _json_safe(obj):
     return obj
 
 
+def _layers_text(values, fmt_one, hidden=None):
+    """``layer 1: 16 of 16, layer 2: 8 of 8`` from per-layer values (``none`` without hidden layers)."""
+    if not values:
+        return "none (no hidden layer)"
+    return ", ".join(f"layer {i + 1}: {fmt_one(v, None if hidden is None else hidden[i])}"
+                     for i, v in enumerate(values))
+
+
+def train_table(out, hidden, reading_text, reference):
+    """``fastmlp train``'s table: each diagnostic in words, per layer, and the one-line reading."""
+    def num(v, nd):
+        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+    lines = []
+    status = "trained to the end" if out["status"] == "ok" else f"diverged at step {out['diverged_step']}"
+    lines.append(f"status          {status}")
+    prior = f" (learning nothing: {reference['loss']:.4f})" if reference.get("loss") is not None else ""
+    chance = f" (chance: {reference['accuracy']:.3f})" if reference.get("accuracy") is not None else ""
+    lines.append(f"final loss      {_fmt(out['final_loss'])}{prior}")
+    lines.append(f"train accuracy  {_fmt(out['train_accuracy'], 3)}{chance}")
+    if "val_accuracy" in out:
+        lines.append(f"validation      loss {_fmt(out['val_loss'])}, accuracy {_fmt(out['val_accuracy'], 3)}")
+    lines.append("distinct units  " + _layers_text(out["distinct_units"], lambda v, w: f"{v} of {w}", hidden))
+    moved = out["weights_moved"]
+    names = [f"layer {i + 1}" for i in range(len(moved) - 1)] + ["output"]
+    lines.append("weights moved   " + ", ".join(f"{n} {'yes' if m else 'no'}" for n, m in zip(names, moved)))
+    lines.append("max cosine      " + _layers_text(out["max_cosine"], lambda v, w: num(v, 3) if w != 1 else
+                                                   "n/a (one unit)", hidden)
+                 + "  (largest cosine similarity of two units' incoming weights; 1: copies)")
+    lines.append("effective rank  " + _layers_text(out["effective_rank"], lambda v, w: f"{num(v, 2)} of {w}",
+                                                   hidden) + "  (of the layer's activations)")
+    lines.append(f"reading         {reading_text}")
+    return "\n".join(lines)
+
+
 @main.command()
 @training_options
 @click.option("--init", "scheme", type=click.Choice(SCHEMES), default="xavier_normal", show_default=True)
@@ -166,25 +223,41 @@ def _json_safe(obj):
 @click.option("--sigma-b2", type=float, default=0.0, show_default=True,
               help="Of --init meanfield: biases N(0, sigma_b2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, activation, optimizer, lr,
-          momentum, steps, batch_size, dropout, weight_decay, dtype, backend, record_every, as_json, scheme, scale,
-          init_value, sigma_w2, sigma_b2, seed):
-    """Train one network and print its loss curve summary and diagnostics.
+def train(dataset, data_file, data_dir, data_option, target, features, task, n_samples, data_seed, val_split,
+          hidden, activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
+          record_every, as_json, scheme, scale, init_value, sigma_w2, sigma_b2, seed):
+    """Train one network and print its loss curve summary and diagnostics, in words.
+
+    Takes the dataset options grid takes (--data-option, --data-seed, --val-split, --features, --task).
+
 
     \b
     Examples:
       fastmlp train --dataset xor --hidden 8 --init zeros --json
+      fastmlp train --dataset spirals --data-option arms=3 --hidden 16x2 --val-split 0.2
       fastmlp train --dataset titanic --data-file train.csv --hidden 4 --init constant --lr 0.01
     """
+    from .evaluate import loss_and_accuracy
+    from .report import reference_values
     from .train import train as train_one
-    ds = load_data(dataset, data_file, target, n_samples, data_dir=data_dir, data_options=data_option)
+    bundle = load_bundle(dataset, data_file, target, n_samples, data_seed, data_option, features, task,
+                         val_split, data_dir=data_dir)
+    ds = bundle.train
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, record_every)
     init = usage_errors(lambda: Init(scheme, scale=scale, value=init_value, sigma_w2=sigma_w2, sigma_b2=sigma_b2))
     _check_backend(backend)
-    res = usage_errors(lambda: train_one(net, ds.X, ds.y, init=init, seed=seed, training=tr, dtype=dtype,
-                                         backend=backend, track_grad_norms=True))
+    say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
+    with CompileWatch(say, (dtype,), backend):
+        res = usage_errors(lambda: train_one(net, ds.X, ds.y, init=init, seed=seed, training=tr, dtype=dtype,
+                                             backend=backend, track_grad_norms=True))
     out = _run_summary(res, 0, ds, np.dtype(dtype))
+    if bundle.val is not None:
+        vl, va = loss_and_accuracy(net, res.params[:1], bundle.val.X, bundle.val.y)
+        out.update(val_loss=None if math.isnan(vl[0]) else float(vl[0]),
+                   val_accuracy=None if math.isnan(va[0]) else float(va[0]))
+    out["reading"] = reading(out, hidden, out["final_loss"] if out["final_loss"] is not None else float("inf"),
+                             mark_best=False)
     out.update(dataset=ds.name, hidden=list(hidden), activation=activation, init=scheme, scale=scale, seed=seed,
                optimizer=optimizer, lr=lr, steps=steps, dtype=dtype, backend=backend)
     if scheme == "meanfield":
@@ -193,19 +266,13 @@ def train(dataset, data_file, data_dir, data_option, target, n_samples, hidden, 
         click.echo(json.dumps(_json_safe(out)))
         return
     curve = [v for v in out["loss_curve"] if v is not None]
-    click.echo(f"{ds.name}: {net.sizes} {activation}, init {scheme} x{scale}, {optimizer} lr={lr}, "
-               f"{steps} steps, {dtype}, {backend}")
-    click.echo(f"status          {out['status']}" + (f" at step {out['diverged_step']}"
-                                                     if out["diverged_step"] is not None else ""))
+    click.echo(f"{ds.name} ({ds.n_samples} samples): {'-'.join(map(str, net.sizes))} {activation}, init {scheme} "
+               f"x{scale:g}, {optimizer} lr={lr:g}, {steps} steps, {dtype}, {backend}")
     if curve:
         marks = np.linspace(0, len(curve) - 1, min(6, len(curve))).astype(int)
-        click.echo("loss curve      " + "  ".join(f"{m * record_every}:{curve[m]:.4f}" for m in marks))
-    click.echo(f"final loss      {_fmt(out['final_loss'])}")
-    click.echo(f"train accuracy  {_fmt(out['train_accuracy'])}")
-    click.echo(f"distinct units  {out['distinct_units']} of {list(hidden)}")
-    click.echo(f"weights moved   {out['weights_moved']}")
-    click.echo(f"max cosine      {[_fmt(v, 3) for v in out['max_cosine']]}")
-    click.echo(f"effective rank  {[_fmt(v, 2) for v in out['effective_rank']]}")
+        click.echo("loss curve      " + "  ".join(f"{m * record_every}:{curve[m]:.4f}" for m in marks)
+                   + "  (step:loss)")
+    click.echo(train_table(out, hidden, out["reading"], reference_values(bundle.identity)))
 
 
 SYMMETRY_STARTS = (
@@ -219,13 +286,15 @@ SYMMETRY_STARTS = (
 )
 
 
-def reading(row, width, best_loss):
+def reading(row, width, best_loss, mark_best=True):
     """A one-line reading of a symmetry row, from its measured numbers."""
     if row["status"] == "diverged":
         return f"diverged at step {row['diverged_step']}"
     if not any(row["weights_moved"]):
         return "weights never moved: only the output bias learned (cost -> class prior)"
-    if all(d == 1 for d in row["distinct_units"]):
+    if not width:
+        return "no hidden layer: nothing to be symmetric (a convex model)"
+    if all(d == 1 for d in row["distinct_units"]) and max(width) > 1:
         return "units stayed exact copies: each layer acts as a single unit"
     sat = [s for s in row["saturated"] if s == s]
     rank = [r for r in row["effective_rank"] if r == r]
@@ -236,16 +305,18 @@ def reading(row, width, best_loss):
         note += f"; {max(sat):.0%} of activations saturated (vanishing gradients)"
     broken = "symmetry broken: all units distinct" if all(d == w for d, w in zip(row["distinct_units"], width)) \
         else f"symmetry partly broken: {row['distinct_units']} distinct"
-    best = "; best final loss" if row["final_loss"] is not None and row["final_loss"] <= best_loss else ""
+    best = "; best final loss" if mark_best and row["final_loss"] is not None and row["final_loss"] <= best_loss \
+        else ""
     return broken + note + best
 
 
 @main.command()
-@training_options(steps=3000, lr=0.5)
+@training_options(steps=3000, lr=0.5, lr_note=" 0.5 here, not 0.1 as elsewhere: full-batch SGD needs it to "
+                  "learn the spirals within 3000 steps, so that the starts that can learn do.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def symmetry(dataset, data_file, data_dir, data_option, target, n_samples, hidden, activation, optimizer, lr,
-             momentum, steps, batch_size,
-             dropout, weight_decay, dtype, backend, record_every, as_json, seed):
+def symmetry(dataset, data_file, data_dir, data_option, target, features, task, n_samples, data_seed, val_split,
+             hidden, activation, optimizer, lr, momentum, steps, batch_size, dropout, weight_decay, dtype, backend,
+             record_every, as_json, seed):
     """The symmetry story, measured: canonical starts trained side by side in one engine call.
 
     Trains zeros, constant, tiny random (std 0.01), Xavier, He, large random (std 10) and constant + dropout
@@ -259,15 +330,21 @@ def symmetry(dataset, data_file, data_dir, data_option, target, n_samples, hidde
     """
     from .init import init_batch
     from .train import train_batch
-    ds = load_data(dataset, data_file, target, n_samples, data_dir=data_dir, data_options=data_option)
+    if val_split is not None:
+        raise click.BadParameter("symmetry trains and reads the whole dataset; use train --val-split for a "
+                                 "validation score", param_hint="'--val-split'")
+    ds = load_bundle(dataset, data_file, target, n_samples, data_seed, data_option, features, task,
+                     data_dir=data_dir).train
     net = usage_errors(lambda: Network(ds.n_features, hidden, ds.n_outputs, activation, ds.output))
     tr = _training(optimizer, lr, momentum, steps, batch_size, 0.0, weight_decay, record_every)
     _check_backend(backend)
     p0 = init_batch(net, [s[1] for s in SYMMETRY_STARTS], [seed] * len(SYMMETRY_STARTS), dtype)
     drops = [(dropout or 0.2) if d else 0.0 for _, _, d in SYMMETRY_STARTS]
-    res = usage_errors(lambda: train_batch(net, ds.X, ds.y, p0, training=tr, dropout=drops,
-                                           seeds=[seed] * len(SYMMETRY_STARTS), backend=backend,
-                                           track_grad_norms=True))
+    say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
+    with CompileWatch(say, (dtype,), backend):
+        res = usage_errors(lambda: train_batch(net, ds.X, ds.y, p0, training=tr, dropout=drops,
+                                               seeds=[seed] * len(SYMMETRY_STARTS), backend=backend,
+                                               track_grad_norms=True))
     rows = []
     for i, (name, init, _) in enumerate(SYMMETRY_STARTS):
         r = _run_summary(res, i, ds, np.dtype(dtype))
@@ -279,7 +356,8 @@ def symmetry(dataset, data_file, data_dir, data_option, target, n_samples, hidde
     if as_json:
         click.echo(json.dumps(_json_safe(rows)))
         return
-    click.echo(f"{ds.name} ({ds.n_samples} samples): {net.sizes} {activation}, {optimizer} lr={lr}, {steps} steps")
+    click.echo(f"{ds.name} ({ds.n_samples} samples): {'-'.join(map(str, net.sizes))} {activation}, {optimizer} "
+               f"lr={lr:g}, {steps} steps")
     head = f"{'init':<20}{'final loss':>11}{'accuracy':>10}  {'distinct units':<15}{'moved':<7}{'diverged':<9} reading"
     click.echo(head)
     click.echo("-" * len(head))
@@ -391,6 +469,14 @@ def info():
     click.echo(f"threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS), threading layer: "
                f"{numba.config.THREADING_LAYER}")
     click.echo(f"cpu: {peak['description']}")
+    import os
+    from . import compile_cache
+    cache = compile_cache.summary()
+    state = (f"{cache['kernels']} compiled kernel files ({cache['bytes'] / 1024 ** 2:.1f} MB)" if cache["kernels"]
+             else "empty: the first run compiles the kernels (tens of seconds) and stores them here")
+    click.echo(f"compile cache: {'on' if cache['enabled'] else 'OFF (FASTMLP_NO_CACHE is set)'}, "
+               f"{compile_cache.describe_dirs(cache['dirs'])}: {state}"
+               + ("; NUMBA_CACHE_DIR=" + os.environ["NUMBA_CACHE_DIR"] if os.environ.get("NUMBA_CACHE_DIR") else ""))
     from .config import VECTOR_BYTES
     click.echo(f"simd: products on {VECTOR_BYTES}-byte vectors (FASTMLP_SIMD_BYTES=32|64 forces a width; "
                f"results do not depend on it)")

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import click
 
-from .grid import (METRICS, GridError, GridSpec, check_metric, hidden_text, load_config,
-                   merge_settings, parse_hidden)
+from .compile_cache import CompileWatch
+from .grid import (METRICS, GridError, GridSpec, architecture_label, check_metric, hidden_text, load_config,
+                   merge_settings, parse_architectures)
+from .spec import hidden_label
 from .store import COLUMN_NAMES, CONFIG_COLUMNS, DEFAULT_PATH, EXPORT_FORMATS, Store, StoreError, aggregate
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -122,13 +124,51 @@ def _parse_filters(items):
                                      param_hint="'--filter'")
         if key == "hidden":
             try:
-                values = [hidden_text(parse_hidden(value))]
-            except ValueError as e:
-                raise click.BadParameter(str(e), param_hint="'--filter'") from None
+                values = [hidden_text(h) for h in parse_architectures(value, "--filter hidden")]
+            except GridError as e:
+                raise click.BadParameter(e.message, param_hint="'--filter'") from None
         else:
             values = [v.strip() for v in value.split(",")]
         out.setdefault(key, []).extend(values)
     return out
+
+
+def _shown(column, value):
+    """A stored value as tables show it (and as --filter accepts it)."""
+    from .report import fmt
+    return fmt(value, column)
+
+
+def check_filters_match(store, flt, rows):
+    """When ``--filter`` left no run, a usage error saying which filter matched nothing and what values its
+    column holds (as tables show them)."""
+    if rows or not flt:
+        return
+    from .store import _matches, row_sort_key
+    every = store.fetch(columns=list(dict.fromkeys(list(flt) + ["status"])))
+    if not every:
+        raise click.UsageError(f"{store.path} holds no runs yet")
+    for col, wanted in flt.items():
+        if not any(_matches(r[col], w) for r in every for w in wanted):
+            if col == "init":
+                from .plots import _init_order
+                values = _init_order({r[col] for r in every})
+            else:
+                values = sorted({r[col] for r in every}, key=lambda v: row_sort_key([col])({col: v}))
+            shown = ", ".join(_shown(col, v) for v in values)
+            given = ",".join(architecture_label(w) if col == "hidden" else str(w) for w in wanted)
+            numeric = any(isinstance(v, (int, float)) for v in values)
+            raise click.UsageError(f"no runs match --filter {col}={given}; {col} holds: {shown}"
+                                   + (" (numbers match as tables show them, to 4 significant digits)"
+                                      if numeric else ""))
+    raise click.UsageError("no run matches all the filters together: " + "; ".join(
+        f"{c}={','.join(map(str, w))}" for c, w in flt.items()) + " (each matches some runs on its own)")
+
+
+def architectures_text(hidden, n_inputs, n_outputs):
+    """``Architectures (2): 8 (2-8-1), 8x2 (2-8-8-1)``: each architecture as written and its layer sizes."""
+    parts = [f"{hidden_label(h)} ({'-'.join(map(str, (n_inputs, *h, n_outputs)))})" for h in hidden]
+    return f"Architectures ({len(parts)}): {', '.join(parts)}"
 
 
 def _parse_by(text):
@@ -179,7 +219,9 @@ GRID_HELP = """Train every network of a grid and keep each result in a results d
 
 Every axis takes a comma-separated list whose items are values or ranges: log:A:B:N (N log-spaced points
 from A to B), lin:A:B:N (N evenly spaced points), and for integer axes A:B or A:B:STEP (half-open, as
-Python's range). --seeds N means seeds 0..N-1. Repeat --hidden for several architectures.
+Python's range). --seeds N means seeds 0..N-1. An architecture is 16, 32x4 (4 layers of 32), 64-32 (64 then 32)
+or 32x2-16; repeat --hidden for several (--hidden 8,16 is refused: it could mean either). A run whose final loss
+ends above --diverge-factor (10) times its initial loss counts as diverged, as a NaN loss does.
 
 --scheduler, --scheduler-file or --dask-workers train the chunks on a Dask cluster (pip install
 'fastmlp[dask]'); this process keeps the database.
@@ -215,11 +257,17 @@ Examples:
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE",
               help="Further argument of a dataset, e.g. noise=0.2, arms=3, pixels=centered (mnist: "
               "unit|centered|standard), part=test, standardize=false (repeatable).")
+@click.option("--features", metavar="COLUMNS",
+              help="Feature columns of a CSV dataset, comma-separated (default: all but the target).")
+@click.option("--task", metavar="TASK",
+              help="binary, multiclass or regression: a CSV target's task (default: inferred; a target with a "
+                   "single value needs --task regression), or the teacher dataset's.")
 @click.option("--val-split", metavar="FRACTION", help="Fraction of the data held out for validation accuracy (fixed split seed).")
 @click.option("--split-seed", metavar="N", help="Seed of the validation split.  [default: 0]")
 @click.option("--hidden", multiple=True, metavar="LAYERS",
-              help="Hidden layers: 16, 32x4 (4 layers of 32), 64,32 (two layers), 0 (none). Repeat for several "
-                   "architectures.  [default: 16]")
+              help="Hidden layers of one architecture: 16, 32x4 (4 layers of 32), 64-32 (64 then 32), 32x2-16, "
+                   "0 (none). Several: repeat --hidden, or a comma list (16,32x2); a list of plain widths (8,16) "
+                   "is refused as ambiguous.  [default: 16]")
 @click.option("--activation", metavar="LIST", help="Hidden activations: tanh, sigmoid, relu, leaky_relu, linear.  [default: tanh]")
 @click.option("--init", metavar="LIST", help="Init schemes: zeros, constant, uniform, normal, xavier_uniform, xavier_normal, "
               "he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, meanfield (see --sigma-w2), lsuv "
@@ -250,6 +298,9 @@ Examples:
 @click.option("--chunk-seconds", metavar="SECONDS", help="Size engine calls to take about this long, so that progress moves and "
               "Ctrl-C is answered; 0 = as large as memory allows.  [default: 15]")
 @click.option("--max-memory", metavar="SIZE", help="Memory budget of one engine call, e.g. 2G (default: half the available).")
+@click.option("--diverge-factor", metavar="K|off", help="A run whose final training loss ends above K x its initial "
+              "loss counts as diverged (left out of means, like a NaN loss); off: only NaN/inf losses.  "
+              "[default: 10]")
 @click.option("--diagnostics/--no-diagnostics", default=None,
               help="Compute the symmetry and health diagnostics of every network.  [default: on]")
 @click.option("-o", "--out", type=click.Path(dir_okay=False),
@@ -271,7 +322,7 @@ Examples:
 @click.pass_context
 def grid(ctx, config, dry_run, quiet, json_output, **options):
     from . import run as runner
-    from .report import summarize_runs, summary_json, summary_text
+    from .report import reference_values, summarize_runs, summary_json, summary_text
 
     params = dict(ctx.params)
     dask = {k: options.pop(k) for k in ("scheduler", "scheduler_file", "dask_workers", "dask_task_threads")}
@@ -290,6 +341,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
     split = f"; train {ident['n_train']} / validation {ident['n_val']}" if ident["n_val"] else ""
     info(f"Grid: {len(plan.runs)} run{'s' * (len(plan.runs) != 1)} ({spec.size_text()}) on {ident['name']} ({ident['n_samples']} samples, "
          f"{ident['n_features']} features, {ident['task']}{split})")
+    info(architectures_text(spec.hidden, ident["n_features"], ident["n_outputs"]))
 
     if dry_run:
         done = {}
@@ -304,6 +356,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         _print_estimate(info, est, out, spec)
         if json_output:
             click.echo(json.dumps({"dry_run": True, "database": str(out), "dataset": ident,
+                                   "architectures": [hidden_label(h) for h in spec.hidden],
                                    "axes": {k: len(v) for k, v in spec.axes().items()},
                                    "grid_size": len(plan.runs), "already_done": n_done,
                                    "to_run": len(plan.runs) - n_done, "estimate": est.to_dict()}, indent=1))
@@ -335,7 +388,9 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
         outcome, hard = None, None
         try:
             with runner.graceful_stop(on_signal) as stop:
-                with _usage_errors(), _dask_errors(), cluster(info) as client:
+                # on a Dask cluster the workers compile: this process has nothing to watch
+                with _usage_errors(), _dask_errors(), cluster(info) as client, \
+                        CompileWatch(progress.note, spec.dtype, spec.backend if client is None else "dask"):
                     outcome = runner.execute(plan, store, progress=progress, stop=stop, grid_id=grid_id,
                                              client=client, task_threads=dask["dask_task_threads"] or 1)
         except KeyboardInterrupt:
@@ -361,7 +416,7 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
                                        "stored": n_stored, "missing": missing, "resume": command}, indent=1))
             ctx.exit(EXIT_SIGNAL.get(stopped, 1))
         rows = store.fetch(keys=plan.keys)
-        summary = summarize_runs(rows, spec.metric)
+        summary = summarize_runs(rows, spec.metric, baseline=reference_values(ident))
         if json_output:
             payload = {"database": str(out), "dataset": ident, "grid_size": len(plan.runs),
                        "already_done": outcome.n_skipped, "trained": outcome.n_trained,
@@ -461,22 +516,42 @@ def _print_estimate(info, est, out, spec):
 
 # ------------------------------------------------------------------------------------------------ show
 
+def results_argument(fn):
+    """The RESULTS argument of show/export/plot/report: a results database, ``results.db`` as grid's default."""
+    return click.argument("results", type=click.Path(dir_okay=False), default=DEFAULT_PATH, required=False,
+                          metavar=f"[RESULTS={DEFAULT_PATH}]")(fn)
+
+
+def _grid_states(store):
+    """``2 grid invocations: 1 finished, 1 interrupted (process gone)``, or None when there are none."""
+    grids = store.grids()
+    if not grids:
+        return None
+    counts = {}
+    for g in grids:
+        label = g["state"] + (" (process gone)" if g.get("state_note") else "")
+        counts[label] = counts.get(label, 0) + 1
+    return (f"{len(grids)} grid invocation{'s' * (len(grids) != 1)}: "
+            + ", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
 @click.command("show", short_help="Summary tables of a results database.")
-@click.argument("results", type=click.Path(dir_okay=False))
+@results_argument
 @click.option("--by", help="Group by these columns, e.g. init,scale or hidden,lr (default: the summary: best "
               "and worst configurations and the init x scale table).")
 @click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
 @click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
-              help="Only runs whose column has this value (comma-separated alternatives); repeatable.")
+              help="Only runs whose column has this value, as tables show it (numbers to 4 significant digits; "
+                   "comma-separated alternatives); repeatable.")
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON.")
 def show(results, by, metric, filters, json_output):
-    """Summary tables of a results database.
+    """Summary tables of a results database (default: results.db).
 
     \b
     Examples:
-      fastmlp show results.db
+      fastmlp show
       fastmlp show results.db --by init,scale --metric train_accuracy
-      fastmlp show results.db --by hidden,lr --filter init=xavier_normal --json
+      fastmlp show results.db --by hidden,lr --filter init=xavier_normal --filter scale=0.3162 --json
     """
     from .report import aggregate_rows, summarize_runs, summary_json, summary_text, text_table
     metric = _metric(metric)
@@ -485,46 +560,65 @@ def show(results, by, metric, filters, json_output):
     with _open(results) as store:
         with _usage_errors():
             rows = store.fetch(filters=flt)
+        check_filters_match(store, flt, rows)
         meta = store.meta()
         from .store import describe_dataset
+        states = _grid_states(store)
         if by_cols:
             table = aggregate(rows, by_cols, metric)
             if json_output:
+                for d in table:
+                    if "hidden" in d:
+                        d["hidden"] = architecture_label(d["hidden"])
                 click.echo(json.dumps({"database": results, "dataset": meta["dataset"], "metric": metric,
                                        "by": by_cols, "runs": len(rows), "rows": table}, indent=1))
                 return
             _echo(f"{results}: {len(rows)} runs on {describe_dataset(meta['dataset'])}")
+            if states:
+                _echo(states)
             _echo(f"{metric} by {', '.join(by_cols)} (statistics over runs trained to the end):")
             headers, cells = aggregate_rows(table, by_cols)
             _echo(text_table(headers, cells, right=range(len(by_cols), len(headers))))
             return
-        summary = summarize_runs(rows, metric)
+        summary = summarize_runs(rows, metric, baseline=baseline_of(meta, store))
         if json_output:
             payload = {"database": results, "dataset": meta["dataset"]}
             payload.update(summary_json(summary))
             click.echo(json.dumps(payload, indent=1))
             return
         _echo(f"{results}: {describe_dataset(meta['dataset'])}")
+        if states:
+            _echo(states)
         _echo(summary_text(summary))
+
+
+def baseline_of(meta, store=None):
+    """The reference values a summary is read against: the class-prior loss and chance accuracy."""
+    from .report import reference_values
+    return reference_values(meta.get("dataset") or {}, store)
 
 
 # ---------------------------------------------------------------------------------------------- export
 
 @click.command("export", short_help="Export a results database as CSV, JSON or Parquet.")
-@click.argument("results", type=click.Path(dir_okay=False))
+@results_argument
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS),
               help="Output format (default: from the -o suffix, else csv). parquet needs pyarrow.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: standard output).")
+@click.option("-o", "--out", "--output", "output", type=click.Path(dir_okay=False),
+              help="Output file (default: standard output).")
 @click.option("--curves", is_flag=True, help="Include each loss curve.")
-@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE", help="Only matching runs; repeatable.")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
+              help="Only matching runs (values as tables show them); repeatable.")
 @click.option("--params", "params", is_flag=True,
               help="Write the runs' initial and final parameters (grid --save-params) to an .npz file (-o).")
 def export(results, fmt, output, curves, filters, params):
-    """Export every run of a results database as CSV, JSON or Parquet.
+    """Export every run of a results database (default: results.db) as CSV, JSON or Parquet.
+
+    Architectures are written as --hidden takes them (32x2-16).
 
     \b
     Examples:
-      fastmlp export results.db > results.csv
+      fastmlp export > results.csv
       fastmlp export results.db --format json -o results.json
       fastmlp export results.db -o results.parquet        (needs pyarrow)
     """
@@ -545,6 +639,8 @@ def export(results, fmt, output, curves, filters, params):
         raise click.UsageError("parquet is binary: give -o FILE or redirect standard output")
     flt = _parse_filters(filters)
     with _open(results) as store:
+        if flt:
+            check_filters_match(store, flt, store.fetch(columns=["run_key"], filters=flt))
         with _usage_errors():
             n = do_export(store, fmt, output, curves=curves, filters=flt)
     if output:
@@ -553,43 +649,79 @@ def export(results, fmt, output, curves, filters, params):
 
 # ------------------------------------------------------------------------------------------------ plot
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_targets(results, kinds, output, fmt):
+    """Where ``plot`` writes: ``(format, {kind: path}, pdf_path)``; ``pdf_path`` set when several kinds go into
+    one multi-page PDF.
+
+    ``-o`` with a suffix names a file whose suffix picks the format (png, svg, pdf; anything else is a usage
+    error); with several kinds a PDF holds them all as pages, and a png/svg name gets one file per kind
+    (NAME-KIND.png). Without a suffix (or an existing directory), ``-o`` is a directory.
+    """
+    res = Path(results)
+    out = Path(output) if output else None
+    suffix = out.suffix.lower().lstrip(".") if out is not None and not out.is_dir() else ""
+    if suffix:
+        if suffix not in PLOT_FORMATS:
+            raise click.BadParameter(f"{output!r}: the suffix picks the format, and .{suffix} is not one; use "
+                                     f".png, .svg or .pdf (or a directory name without a suffix)",
+                                     param_hint="'-o' / '--out'")
+        if fmt and fmt != suffix:
+            raise click.BadParameter(f"{output!r} is a .{suffix} file but --format is {fmt}; give one of them",
+                                     param_hint="'--format'")
+        if len(kinds) == 1:
+            return suffix, {kinds[0]: out}, None
+        if suffix == "pdf":
+            return suffix, {}, out
+        return suffix, {k: out.with_name(f"{out.stem}-{k}.{suffix}") for k in kinds}, None
+    fmt = fmt or "png"
+    folder = out if out is not None else res.parent
+    return fmt, {k: folder / f"{res.stem}-{k}.{fmt}" for k in kinds}, None
+
+
 @click.command("plot", short_help="Draw heatmaps and curves of a results database.")
-@click.argument("results", type=click.Path(dir_okay=False))
+@results_argument
 @click.option("--kind", default="heatmap,scale,curves", show_default=True,
-              help="Figures: heatmap (a metric over two settings), scale (a metric against scale per scheme, "
-                   "with seed bands), curves (loss curves).")
+              help="Figures: heatmap (a metric over two settings, one panel per init scheme), scale (a metric "
+                   "against scale per scheme, panels per activation/lr/... when they vary), curves (loss "
+                   "curves).")
 @click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
 @click.option("--x", "x", default="scale", show_default=True, help="Heatmap setting across.")
 @click.option("--y", "y", help="Heatmap setting down (default: depth, lr or another that varies).")
-@click.option("--format", "fmt", type=click.Choice(("png", "svg")), help="Image format (default: from -o, else png).")
-@click.option("-o", "--output", type=click.Path(),
-              help="Output file for one kind, directory for several (default: next to RESULTS, named "
-                   "RESULTS-KIND.png).")
-@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE", help="Only matching runs; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(PLOT_FORMATS),
+              help="Image format (default: from the -o suffix, else png).")
+@click.option("-o", "--out", "--output", "output", type=click.Path(),
+              help="A file whose suffix (.png, .svg, .pdf) picks the format: one kind, or several as pages of a "
+                   "PDF or NAME-KIND files; or a directory (default: next to RESULTS, named RESULTS-KIND.png).")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
+              help="Only matching runs (values as tables show them); repeatable.")
 def plot(results, kind, metric, x, y, fmt, output, filters):
-    """Draw figures of a results database (needs matplotlib: pip install 'fastmlp[plot]').
+    """Draw figures of a results database (default: results.db; needs matplotlib: pip install 'fastmlp[plot]').
 
     \b
     Examples:
-      fastmlp plot results.db
+      fastmlp plot
       fastmlp plot results.db --kind heatmap --x scale --y depth -o heatmap.svg
+      fastmlp plot results.db --kind heatmap,scale -o figures.pdf      (two pages)
       fastmlp plot results.db --kind scale --metric train_accuracy --filter activation=tanh
     """
-    from .plots import figure_bytes, make_figures
+    from .plots import figure_bytes, make_figures, write_pdf
     metric = _metric(metric)
     kinds = [k.strip() for k in kind.split(",") if k.strip()]
     flt = _parse_filters(filters)
-    res = Path(results)
-    if output and len(kinds) == 1 and Path(output).suffix.lower() in (".png", ".svg"):
-        fmt = fmt or Path(output).suffix.lower().lstrip(".")
-        targets = {kinds[0]: Path(output)}
-    else:
-        fmt = fmt or "png"
-        folder = Path(output) if output else res.parent
-        targets = {k: folder / f"{res.stem}-{k}.{fmt}" for k in kinds}
+    fmt, targets, pdf = plot_targets(results, kinds, output, fmt)
     with _open(results) as store:
+        if flt:
+            check_filters_match(store, flt, store.fetch(columns=["run_key"], filters=flt))
         with _usage_errors():
             figs = make_figures(store, kinds, metric, x, y, flt)
+    if pdf is not None:
+        pdf.parent.mkdir(parents=True, exist_ok=True)
+        write_pdf([fig for _, _, fig in figs], pdf)
+        click.echo(str(pdf))
+        return
     for k, _, fig in figs:
         path = targets[k]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -600,21 +732,21 @@ def plot(results, kind, metric, x, y, fmt, output, filters):
 # ---------------------------------------------------------------------------------------------- report
 
 @click.command("report", short_help="A self-contained HTML report of a results database.")
-@click.argument("results", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@results_argument
+@click.option("-o", "--out", "--output", "output", type=click.Path(dir_okay=False),
               help="HTML file (default: RESULTS with suffix .html).")
 @click.option("--metric", default="final_loss", show_default=True, help=f"One of: {', '.join(METRICS)}.")
 @click.option("--figure-format", type=click.Choice(("png", "svg")), default="png", show_default=True,
               help="Figures embedded as base64 PNG or inline SVG.")
 @click.option("--no-figures", is_flag=True, help="Tables only.")
 def report(results, output, metric, figure_format, no_figures):
-    """Write one self-contained HTML page: summary tables, figures and the grid's settings.
+    """Write one self-contained HTML page: summary tables, the symmetry section, figures and the grid's settings.
 
     Without matplotlib the report holds the tables only.
 
     \b
     Examples:
-      fastmlp report results.db -o report.html
+      fastmlp report -o report.html
       fastmlp report results.db --figure-format svg --metric train_accuracy
     """
     from .plots import MissingDependency, figure_bytes, make_figures
@@ -636,7 +768,10 @@ def report(results, output, metric, figure_format, no_figures):
                 click.echo(f"note: {e}; the report has tables only", err=True)
         with _usage_errors():
             page = build_report(store, metric, figures, note)
-    output.write_text(page, encoding="utf-8")
+    try:
+        output.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise click.UsageError(f"cannot write the report to {output}: {e.strerror}; give another -o") from None
     click.echo(str(output))
 
 

@@ -430,6 +430,9 @@ def csv(path, target, features=None, task=None) -> Dataset:
     X = np.column_stack([_numeric_column(path, header, rows, c) for c in features])
     t = _numeric_column(path, header, rows, target)
     classes = np.unique(t)
+    if task is None and len(classes) < 2:
+        raise ValueError(f"{path}: target {target!r} holds a single value ({classes[0]:g}): there is nothing to "
+                         f"classify; give task='regression' (--task regression) to fit it as a regression target")
     if task is None:
         integral = np.array_equal(t, np.round(t))
         task = ("binary" if integral and len(classes) == 2 else

@@ -39,17 +39,48 @@ def forward_batch(network, params, X, chunk=256):
         yield start, hidden, z
 
 
-def loss_and_accuracy(network, params, X, T):
-    """Mean loss (as trained) and accuracy of each of N networks on ``X`` with float targets ``T``.
+def targets_for(network, y, n_samples, dtype):
+    """Float targets ``(n_samples, n_outputs)`` from ``y`` as :func:`fastmlp.train` takes it.
 
-    Accuracy is the fraction of samples classified right (sigmoid: logit > 0 per output; softmax: argmax);
-    NaN for an identity (regression) output. Non-finite parameters give NaN loss and accuracy.
+    ``y`` may be labels or values of shape ``(n,)`` or ``(n, outputs)`` (the same handling as training), or,
+    for a softmax output, one-hot rows ``(n, classes)``.
+    """
+    from .train import as_targets
+    y = np.asarray(y)
+    if network.output == "softmax" and y.ndim == 2:
+        if y.shape != (n_samples, network.n_outputs):
+            raise ValueError(f"softmax targets must be labels (n_samples,) or one-hot rows "
+                             f"({n_samples}, {network.n_outputs}), got shape {y.shape}")
+        return y.astype(dtype)
+    return as_targets(network, y, n_samples, dtype)
+
+
+def loss_and_accuracy(network, params, X, y):
+    """Mean loss (as trained) and accuracy of each of N networks on ``X`` with targets ``y``.
+
+    Parameters
+    ----------
+    network : Network
+    params : ndarray, (N, P) or (P,)
+    X : array_like, (n_samples, n_features)
+    y : array_like
+        As :func:`fastmlp.train` takes it: 0/1 labels ``(n,)`` or ``(n, 1)`` for a sigmoid output, integer
+        labels ``(n,)`` (or one-hot rows) for softmax, values for identity.
+
+    Returns
+    -------
+    loss, accuracy : ndarray (N,)
+        Accuracy is the fraction of samples classified right (sigmoid: logit > 0 per output; softmax:
+        argmax); NaN for an identity (regression) output. Non-finite parameters give NaN loss and accuracy.
     """
     params = np.atleast_2d(params)
     N = params.shape[0]
     loss = np.full(N, np.nan)
     acc = np.full(N, np.nan)
-    T = np.asarray(T, dtype=params.dtype)
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != network.n_inputs:
+        raise ValueError(f"X must have shape (n_samples, {network.n_inputs}), got {X.shape}")
+    T = targets_for(network, y, X.shape[0], params.dtype)
     for start, _, z in forward_batch(network, params, X):
         for i in range(z.shape[0]):
             if not np.all(np.isfinite(z[i])):

@@ -28,10 +28,14 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .spec import ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Training, parse_hidden
+from .spec import (ACTIVATIONS, DTYPES, OPTIMIZERS, SCHEMES, Init, Training, ambiguous_hidden_message,
+                   hidden_label, parse_hidden)
 
 # Bump when the meaning of a run's settings changes; it is mixed into every run key.
 KEY_VERSION = 1
+# A run whose final training loss ends above this many times its initial loss counts as diverged, even when
+# the loss stays finite (float64 holds 1e5 losses that mean nothing); --diverge-factor sets it, "off" disables.
+DIVERGE_FACTOR = 10.0
 
 
 class GridError(ValueError):
@@ -62,7 +66,12 @@ def _number(token, option, integer):
         return float(token)
     except ValueError:
         kind = "an integer" if integer else "a number"
-        raise GridError(option, f"expected {kind}, got {token!r}") from None
+        hint = ""
+        looks_like_range = re.search(r"\.\.|[0-9.]\s*-\s*[0-9.]|\bto\b|…", token)
+        if looks_like_range and not re.fullmatch(r"[-+]?[0-9.]+e-[0-9]+", token):
+            hint = ("; a range is written log:START:STOP:COUNT (e.g. log:1e-3:10:25, log-spaced) or "
+                    "lin:START:STOP:COUNT (evenly spaced)") + (", or START:STOP for integers" if integer else "")
+        raise GridError(option, f"expected {kind}, got {token!r}{hint}") from None
 
 
 def _spaced(token, option, integer):
@@ -204,36 +213,58 @@ def parse_choices(raw, option, choices):
 
 
 def parse_architectures(raw, option="--hidden"):
-    """Architectures from repeated ``--hidden`` values: ``16``, ``32x4`` (4 layers of 32), ``64,32``, ``0``.
+    """Architectures from repeated ``--hidden`` values.
 
-    A TOML list may hold strings, integers (one layer) or lists of integers (layer widths).
+    Each value is one architecture in :func:`fastmlp.spec.parse_hidden`'s grammar (``16``, ``32x4``, ``64-32``,
+    ``0``) or a comma-separated list of them (``16,32x2``). A list of plain widths (``8,16``) is refused as
+    ambiguous (older fastmlp read it as layers); the message shows both readings. A TOML list may hold
+    strings, integers (one layer) or lists of integers (layer widths).
     """
     items = raw if isinstance(raw, (list, tuple)) else [raw]
     out = []
     for item in items:
         if isinstance(item, (list, tuple)):
-            item = ",".join(str(w) for w in item) if item else "0"
-        try:
-            out.append(parse_hidden(item))
-        except ValueError as e:
-            raise GridError(option, str(e)) from None
+            out.append(tuple(int(w) for w in item if int(w) != 0))
+            continue
+        text = str(item).strip()
+        tokens = [t.strip() for t in text.split(",")]
+        if len(tokens) > 1 and all(re.fullmatch(r"\d+", t) for t in tokens):
+            raise GridError(option, ambiguous_hidden_message(text))
+        for token in tokens:
+            try:
+                out.append(parse_hidden(token))
+            except ValueError as e:
+                raise GridError(option, str(e)) from None
     if not out:
         raise GridError(option, "no architecture given")
     return list(dict.fromkeys(out))
 
 
 def hidden_text(hidden):
-    """``(32, 32, 32)`` -> ``"32,32,32"`` (``"0"`` for no hidden layer): the form the database stores."""
+    """``(32, 32, 32)`` -> ``"32,32,32"`` (``"0"`` for no hidden layer): the form the database stores (and run
+    keys hash); people see :func:`hidden_label`'s form."""
     return ",".join(str(h) for h in hidden) if hidden else "0"
 
 
-def hidden_label(hidden):
-    """Short label: ``"32x3"`` for equal widths, ``"64,32"`` otherwise, ``"none"`` for no hidden layer."""
-    if not hidden:
-        return "none"
-    if len(hidden) > 1 and len(set(hidden)) == 1:
-        return f"{hidden[0]}x{len(hidden)}"
-    return hidden_text(hidden)
+def stored_hidden(text):
+    """The widths of an architecture as the database stores it (``"32,32"`` -> ``(32, 32)``)."""
+    return tuple(int(w) for w in str(text).split(",") if w.strip() and w.strip() != "0")
+
+
+def architecture_label(text):
+    """A stored architecture (``"32,32,16"``) as people read and write it (``"32x2-16"``)."""
+    return hidden_label(stored_hidden(text))
+
+
+def parse_diverge_factor(raw, option="--diverge-factor"):
+    """The divergence factor: a number > 1, or ``off`` (also ``none``, ``inf``) for no bound (None)."""
+    if str(raw).strip().lower() in ("off", "none", "inf", "infinity"):
+        return None
+    v = parse_values(raw, option)
+    if len(v) != 1 or not v[0] > 1:
+        raise GridError(option, f"must be one number > 1 (a run whose final loss ends above that many times "
+                                f"its initial loss counts as diverged) or 'off', got {raw!r}")
+    return v[0]
 
 
 def parse_memory(text, option="--max-memory"):
@@ -363,6 +394,8 @@ class GridSpec:
     n_samples: int | None = None
     data_seed: int = 0
     data_options: dict = field(default_factory=dict)
+    features: list | None = None
+    task: str | None = None
     val_split: float | None = None
     split_seed: int = 0
     backend: str = "numba"
@@ -373,6 +406,7 @@ class GridSpec:
     chunk_seconds: float = 15.0
     max_memory: int | None = None
     diagnostics: bool = True
+    diverge_factor: float | None = DIVERGE_FACTOR
     out: str | None = None
     save_params: bool = False             # keep each run's initial and final parameters (params_store)
 
@@ -485,6 +519,15 @@ class GridSpec:
                 setattr(spec, key, v[0])
         if "data_options" in s:
             spec.data_options = parse_data_options(s["data_options"])
+        if s.get("features") is not None:
+            raw = s["features"]
+            items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+            spec.features = [str(c).strip() for c in items if str(c).strip()]
+            if not spec.features:
+                raise GridError("--features", "give at least one column name, e.g. --features Age,Fare")
+        if s.get("task") is not None:
+            from .data import TASKS
+            spec.task = parse_choices(s["task"], "--task", TASKS)[0]
         if s.get("val_split") is not None:
             v = parse_values(s["val_split"], "--val-split")
             if len(v) != 1 or not 0.0 <= v[0] < 1.0:
@@ -509,6 +552,8 @@ class GridSpec:
             spec.chunk_seconds = v[0]
         if s.get("max_memory") is not None:
             spec.max_memory = parse_memory(s["max_memory"])
+        if s.get("diverge_factor") is not None:
+            spec.diverge_factor = parse_diverge_factor(s["diverge_factor"])
         if s.get("diagnostics") is not None:
             spec.diagnostics = bool(s["diagnostics"])
         if s.get("out") is not None:

@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from .grid import METRICS, hidden_label
+from .grid import METRICS, architecture_label
 from .spec import SCHEMES
 
 PLOT_KINDS = ("heatmap", "scale", "curves")
@@ -31,6 +31,7 @@ AXIS_COLUMNS = ("scale", "depth", "width", "hidden", "lr", "init", "activation",
 _Y_PREFERENCE = ("depth", "hidden", "width", "lr", "activation", "optimizer", "init", "batch_size", "momentum",
                  "weight_decay", "dropout", "steps", "dtype")
 MAX_PANELS = 12
+MAX_WIDTH = 11.0       # inches: a figure's widest
 
 
 class MissingDependency(RuntimeError):
@@ -50,7 +51,7 @@ def require_matplotlib():
 
 def _label(column, value):
     if column == "hidden":
-        return hidden_label(tuple(int(w) for w in str(value).split(",") if w and w != "0"))
+        return architecture_label(value)
     if column == "batch_size" and value is None:
         return "full"
     if isinstance(value, float):
@@ -105,24 +106,35 @@ def _scale_axis(ax, values):
             ax.set_xscale("log")
 
 
-def heatmap(rows, metric="final_loss", x="scale", y=None):
-    """The mean of ``metric`` over cells of two settings.
+# line styles: colour, marker and dash all differ between neighbours, so that lines that coincide (zeros and
+# constant starts often do) stay visible
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
+_DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)))
 
-    Parameters
-    ----------
-    rows : list of dict
-        Runs from :meth:`fastmlp.store.Store.fetch`.
-    metric : str
-    x, y : str
-        Settings across and down (``y`` default: :func:`default_y`).
 
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    Figure = require_matplotlib()
-    y = y or default_y(rows, x)
-    xs, ys = _sorted_values(rows, x), _sorted_values(rows, y)
+def line_style(k):
+    """The k-th line's style: a colour, a marker and a dash pattern."""
+    return {"color": f"C{k % 10}", "marker": _MARKERS[k % len(_MARKERS)], "linestyle": _DASHES[k % len(_DASHES)]}
+
+
+def pooled_columns(rows, shown):
+    """The settings that vary in ``rows`` but are not shown (``shown``: axes, panels, lines; seed aside)."""
+    from .store import CONFIG_COLUMNS
+    shown = list(shown)
+    if ("depth" in shown and len({r["depth"] for r in rows}) == len({r["hidden"] for r in rows})) or \
+            ("width" in shown and len({r["width"] for r in rows}) == len({r["hidden"] for r in rows})):
+        shown.append("hidden")       # depth (or width) alone tells the architectures apart
+    return [c for c in CONFIG_COLUMNS if c not in shown and len({r[c] for r in rows}) > 1]
+
+
+def pooled_text(rows, shown, seeds=True):
+    """``mean over seeds; pooled over lr, activation`` for a figure's title."""
+    pooled = pooled_columns(rows, shown)
+    text = "mean over seeds" if seeds else "median over seeds"
+    return text + (f"; pooled over {', '.join(pooled)}" if pooled else "")
+
+
+def _cell_means(rows, metric, x, y, xs, ys):
     grid = np.full((len(ys), len(xs)), np.nan)
     bad = np.zeros((len(ys), len(xs)), dtype=int)
     xi = {v: i for i, v in enumerate(xs)}
@@ -136,58 +148,134 @@ def heatmap(rows, metric="final_loss", x="scale", y=None):
         sums.setdefault(cell, []).append(r[metric])
     for cell, v in sums.items():
         grid[cell] = float(np.mean(v))
-    fig = Figure(figsize=(min(16, max(6.0, 2.5 + 0.55 * len(xs))), min(12, 2.2 + 0.45 * len(ys))),
-                 layout="constrained")
-    ax = fig.add_subplot()
-    cmap = "viridis" if METRICS.get(metric, False) else "viridis_r"
-    finite = grid[np.isfinite(grid)]
+    return grid, bad
+
+
+def heatmap(rows, metric="final_loss", x="scale", y=None, facet="auto", reference=None):
+    """The mean of ``metric`` over cells of two settings, one panel per init scheme.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Runs from :meth:`fastmlp.store.Store.fetch`.
+    metric : str
+    x, y : str
+        Settings across and down (``y`` default: :func:`default_y`).
+    facet : str or None
+        A panel per value of this setting; ``"auto"``: ``init`` when it varies and is not an axis, so that
+        init schemes are never pooled silently.
+    reference : float, optional
+        The class-prior loss or chance accuracy: the colour scale's bad end is anchored there.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    Figure = require_matplotlib()
+    y = y or default_y(rows, x)
+    if facet == "auto":
+        facet = "init" if "init" not in (x, y) and len({r["init"] for r in rows}) > 1 else None
+    panels = _sorted_values(rows, facet)[:MAX_PANELS] if facet else [None]
+    xs, ys = _sorted_values(rows, x), _sorted_values(rows, y)
+    grids = []
+    for value in panels:
+        sub = [r for r in rows if facet is None or r[facet] == value]
+        grids.append(_cell_means(sub, metric, x, y, xs, ys))
+    cols, nrows = _panels(len(panels), 2)
+    # at most MAX_WIDTH inches wide, so that a page (or the report, 1100 px) shows it near its own size and
+    # the tick labels stay readable
+    w = min(5.2, max(3.2, 1.6 + 0.42 * len(xs)), (MAX_WIDTH - 1.2) / cols)
+    h = min(4.5, max(2.2, 1.2 + 0.36 * len(ys)))
+    fig = Figure(figsize=(w * cols + 1.2, h * nrows + 0.9), layout="constrained")
+    higher = METRICS.get(metric, False)
+    cmap = "viridis" if higher else "viridis_r"
+    finite = np.concatenate([g[np.isfinite(g)] for g, _ in grids]) if grids else np.zeros(0)
     norm = None
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 20:
-        from matplotlib.colors import LogNorm
-        norm = LogNorm(finite.min(), finite.max())
-    im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, origin="lower", interpolation="nearest",
-                   norm=norm)
-    ax.set_facecolor("#dddddd")
-    fig.colorbar(im, ax=ax, label=f"mean {metric}")
-    ax.set_xticks(range(len(xs)), [_label(x, v) for v in xs], rotation=45 if len(xs) > 6 else 0,
-                  ha="right" if len(xs) > 6 else "center")
-    ax.set_yticks(range(len(ys)), [_label(y, v) for v in ys])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    if len(xs) * len(ys) <= 150:
-        for (i, j), v in np.ndenumerate(grid):
-            if np.isfinite(v):
-                good_dark = (im.norm(v) > 0.5) == (cmap == "viridis_r")
-                ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7,
-                        color="white" if good_dark else "black")
-            elif bad[i, j]:
-                ax.text(j, i, "div", ha="center", va="center", fontsize=7, color="#aa0000")
-    ax.set_title(f"{metric}: mean over seeds and other settings\n(grey: no run trained to the end)", fontsize=9)
+    from matplotlib.colors import LogNorm, Normalize
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        if reference is not None and math.isfinite(reference):
+            # anchor the bad end at the reference (learning nothing), so that a column of no-learners does
+            # not look good because one outlier stretched the range
+            if higher:
+                lo = min(lo, reference)
+            else:
+                hi = max(hi, reference)
+        if lo > 0 and hi / lo > 20 and not higher:
+            norm = LogNorm(lo, hi)
+        else:
+            norm = Normalize(lo, hi if hi > lo else lo + 1e-12)
+    axes, im = [], None
+    for p, (value, (grid, bad)) in enumerate(zip(panels, grids)):
+        ax = fig.add_subplot(nrows, cols, p + 1)
+        axes.append(ax)
+        im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, origin="lower",
+                       interpolation="nearest", norm=norm)
+        ax.set_facecolor("#dddddd")
+        rotate = len(xs) > 5
+        ax.set_xticks(range(len(xs)), [_label(x, v) for v in xs], rotation=45 if rotate else 0,
+                      ha="right" if rotate else "center", fontsize=8)
+        ax.set_yticks(range(len(ys)), [_label(y, v) for v in ys], fontsize=8)
+        ax.set_xlabel(x)
+        if p % cols == 0:
+            ax.set_ylabel(y)
+        if facet:
+            ax.set_title(f"{facet} = {_label(facet, value)}", fontsize=10)
+        if len(xs) * len(ys) <= 120:
+            for (i, j), v in np.ndenumerate(grid):
+                if np.isfinite(v):
+                    dark = (im.norm(v) > 0.5) == (cmap == "viridis_r")
+                    ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6.5,
+                            color="white" if dark else "black")
+                elif bad[i, j]:
+                    ax.text(j, i, "div", ha="center", va="center", fontsize=6.5, color="#aa0000")
+    if im is not None:
+        label = f"mean {metric}" + (f" (bad end at {reference:.3g}: learning nothing)" if reference is not None
+                                    else "")
+        fig.colorbar(im, ax=axes, label=label, shrink=0.9)
+    shown = [x, y] + ([facet] if facet else [])
+    fig.suptitle(f"{metric} over {x} x {y}" + (f", one panel per {facet}" if facet else "")
+                 + f"\n({pooled_text(rows, shown)}; grey: no run trained to the end)", fontsize=10)
     return fig
 
 
-def _facet_column(rows, exclude):
-    for c in ("hidden", "lr", "activation", "optimizer", "batch_size", "momentum", "weight_decay", "dropout",
+def _facet_columns(rows, exclude):
+    """The settings to split into panels: every varying one among the learning-rate, activation and
+    architecture kind, as long as their combinations fit :data:`MAX_PANELS`."""
+    chosen = []
+    for c in ("activation", "lr", "hidden", "optimizer", "batch_size", "momentum", "weight_decay", "dropout",
               "steps", "dtype"):
-        if c not in exclude and 1 < len({r[c] for r in rows}) <= MAX_PANELS:
-            return c
-    return None
+        if c in exclude or len({r[c] for r in rows}) < 2:
+            continue
+        combos = len({tuple(r[k] for k in chosen + [c]) for r in rows})
+        if combos <= MAX_PANELS:
+            chosen.append(c)
+    return chosen
 
 
-def _panels(n):
-    cols = min(n, 3)
+def _facet_column(rows, exclude):
+    cols = _facet_columns(rows, exclude)
+    return cols[0] if cols else None
+
+
+def _panels(n, most=3):
+    cols = min(n, most)
     return cols, -(-n // cols)
 
 
-def scale_curves(rows, metric="final_loss", facet="auto"):
-    """``metric`` against scale, one line per init scheme with a band over seeds.
+def scale_curves(rows, metric="final_loss", facet="auto", reference=None):
+    """``metric`` against scale, one line per init scheme with a band over seeds; one panel per combination of
+    the other settings that vary (activation, learning rate, architecture, ...), as far as they fit.
 
     Parameters
     ----------
     rows : list of dict
     metric : str
-    facet : str or None
-        A setting to split into panels; ``"auto"`` picks the first other varying one (or none).
+    facet : str, list of str or None
+        Settings to split into panels; ``"auto"`` picks every varying one that fits (see the title for what is
+        pooled).
+    reference : float, optional
+        Drawn as a grey line: the class-prior loss or chance accuracy.
 
     Returns
     -------
@@ -195,20 +283,22 @@ def scale_curves(rows, metric="final_loss", facet="auto"):
     """
     Figure = require_matplotlib()
     if facet == "auto":
-        facet = _facet_column(rows, ("init", "scale", "seed"))
-    panels = _sorted_values(rows, facet) if facet else [None]
-    cols, nrows = _panels(len(panels))
-    fig = Figure(figsize=(4.6 * cols + 1.5, 3.6 * nrows), layout="constrained")
+        facets = _facet_columns(rows, ("init", "scale", "seed"))
+    else:
+        facets = [facet] if isinstance(facet, str) else list(facet or [])
+    keys = sorted({tuple(r[c] for c in facets) for r in rows},
+                  key=lambda k: tuple((v is None, str(type(v)), v if v is not None else 0) for v in k)) \
+        if facets else [()]
+    cols, nrows = _panels(len(keys))
+    fig = Figure(figsize=(min(4.4 * cols, MAX_WIDTH - 1.8) + 1.8, 3.3 * nrows + 0.8), layout="constrained")
     inits = _init_order({r["init"] for r in rows})
-    colors = {i: f"C{k % 10}" for k, i in enumerate(inits)}
-    axes = []
-    for p, value in enumerate(panels):
+    styles = {i: line_style(k) for k, i in enumerate(inits)}
+    axes, handles = [], {}
+    for p, key in enumerate(keys):
         ax = fig.add_subplot(nrows, cols, p + 1, sharey=axes[0] if axes else None)
         axes.append(ax)
-        sub = [r for r in rows if facet is None or r[facet] == value]
+        sub = [r for r in rows if tuple(r[c] for c in facets) == key]
         for init in inits:
-            # per configuration (scale and the pooled settings), the mean over seeds; then per scale the mean
-            # of those, with the band from the lowest to the highest single run
             pts = {}
             for r in _ok([r for r in sub if r["init"] == init], metric):
                 pts.setdefault(r["scale"], []).append(r[metric])
@@ -218,23 +308,35 @@ def scale_curves(rows, metric="final_loss", facet="auto"):
             mean = [float(np.mean(pts[s])) for s in xs]
             lo = [float(np.min(pts[s])) for s in xs]
             hi = [float(np.max(pts[s])) for s in xs]
-            ax.plot(xs, mean, "-o", ms=3, color=colors[init], label=init)
-            ax.fill_between(xs, lo, hi, color=colors[init], alpha=0.18, linewidth=0)
+            st = styles[init]
+            (line,) = ax.plot(xs, mean, ms=4, lw=1.3, label=init, markerfacecolor="none", **st)
+            handles[init] = line
+            ax.fill_between(xs, lo, hi, color=st["color"], alpha=0.15, linewidth=0)
+        if reference is not None:
+            ref = ax.axhline(reference, color="0.45", lw=1, ls=(0, (2, 2)), zorder=0)
+            handles.setdefault("_ref", ref)
         _scale_axis(ax, [r["scale"] for r in sub])
         ax.set_xlabel("init scale")
-        ax.set_ylabel(metric)
+        if p % cols == 0:
+            ax.set_ylabel(metric)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-        if facet:
-            ax.set_title(f"{facet} = {_label(facet, value)}", fontsize=10)
-    if inits:
-        axes[-1].legend(fontsize=8, title="init", title_fontsize=8)
-    fig.suptitle(f"{metric} against init scale (line: mean over seeds; band: lowest to highest seed)",
-                 fontsize=10)
+        if facets:
+            ax.set_title(", ".join(f"{c} = {_label(c, v)}" for c, v in zip(facets, key)), fontsize=9)
+    labels = [i for i in inits if i in handles]
+    lines = [handles[i] for i in labels]
+    if "_ref" in handles:
+        lines.append(handles["_ref"])
+        labels.append("learning nothing")
+    if lines:       # outside the axes: a legend never covers data
+        fig.legend(lines, labels, loc="outside right upper", fontsize=8, title="init", title_fontsize=8)
+    fig.suptitle(f"{metric} against init scale (line: {pooled_text(rows, ['init', 'scale'] + facets)}; band: "
+                 f"lowest to highest run)", fontsize=10)
     return fig
 
 
 def loss_curves(rows, max_panels=MAX_PANELS):
-    """Loss curves: a panel per init scheme, a line per scale (median over seeds and other settings).
+    """Loss curves: a panel per init scheme, a line per scale (median over seeds and the pooled settings).
 
     Parameters
     ----------
@@ -257,13 +359,13 @@ def loss_curves(rows, max_panels=MAX_PANELS):
         norm = mcolors.Normalize(min(scales), max(scales) if max(scales) > min(scales) else min(scales) + 1)
     cmap = matplotlib.colormaps["plasma"]
     cols, nrows = _panels(len(inits))
-    fig = Figure(figsize=(4.6 * cols + 1.5, 3.4 * nrows), layout="constrained")
+    fig = Figure(figsize=(min(4.4 * cols, MAX_WIDTH - 1.5) + 1.5, 3.2 * nrows + 0.8), layout="constrained")
     axes = []
     all_positive = True
     for p, init in enumerate(inits):
         ax = fig.add_subplot(nrows, cols, p + 1, sharey=axes[0] if axes else None)
         axes.append(ax)
-        for s in scales:
+        for k, s in enumerate(scales):
             curves = {}
             for r in rows:
                 if r["init"] == init and r["scale"] == s and r["status"] != "failed" and len(r["curve"]):
@@ -274,17 +376,23 @@ def loss_curves(rows, max_panels=MAX_PANELS):
                     med = np.nanmedian(np.vstack(cs).astype(float), axis=0)
                 if np.any(np.isfinite(med) & (med <= 0)):
                     all_positive = False
-                ax.plot(np.arange(n) * every, med, color=cmap(norm(s)), lw=1.2)
+                ax.plot(np.arange(n) * every, med, color=cmap(norm(s) * 0.9), lw=1.2,
+                        linestyle=_DASHES[k % len(_DASHES)], marker=_MARKERS[k % len(_MARKERS)], ms=3,
+                        markevery=max(1, n // 6), markerfacecolor="none")
         ax.set_title(f"init = {init}", fontsize=10)
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
+        if p % cols == 0:
+            ax.set_ylabel("training loss")
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     if all_positive:
         axes[0].set_yscale("log")
     sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=axes, label="init scale")
-    fig.suptitle("Loss curves (median over seeds and other settings; loss of the batch at each recorded step)",
-                 fontsize=10)
+    fig.colorbar(sm, ax=axes, label="init scale", shrink=0.9)
+    pooled = pooled_columns(rows, ["init", "scale"])
+    fig.suptitle("Loss curves, one line per init scale (median over seeds"
+                 + (f"; pooled over {', '.join(pooled)}" if pooled else "")
+                 + "; loss of the batch at each recorded step)", fontsize=10)
     return fig
 
 
@@ -297,8 +405,18 @@ def figure_bytes(fig, fmt="png", dpi=110):
     return buf.getvalue()
 
 
+def write_pdf(figures, path):
+    """Several figures as the pages of one PDF file."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import PdfPages
+    with PdfPages(str(path)) as pdf:
+        for fig in figures:
+            FigureCanvasAgg(fig)
+            pdf.savefig(fig)
+
+
 def make_figures(store, kinds=PLOT_KINDS, metric="final_loss", x="scale", y=None, filters=None):
-    """The figures of a database: ``[(kind, caption, Figure)]``.
+    """The figures of a database: ``[(kind, caption, Figure)]``; each caption says what its figure pools.
 
     Raises
     ------
@@ -317,15 +435,27 @@ def make_figures(store, kinds=PLOT_KINDS, metric="final_loss", x="scale", y=None
     rows = store.fetch(curves="curves" in kinds, filters=filters)
     if not rows:
         raise ValueError("the database holds no runs (matching the filters) to plot")
+    from .report import metric_reference, reference_values
+    reference, _ = metric_reference(metric, reference_values(store.meta().get("dataset"), store))
     out = []
     for k in kinds:
         if k == "heatmap":
             yy = y or default_y(rows, x)
-            out.append((k, f"Heatmap of mean {metric} over {x} and {yy}.", heatmap(rows, metric, x, yy)))
+            facet = "init" if "init" not in (x, yy) and len({r["init"] for r in rows}) > 1 else None
+            shown = [x, yy] + ([facet] if facet else [])
+            out.append((k, f"Heatmap of {metric} over {x} and {yy}" + (", one panel per init scheme" if facet else "")
+                        + f" ({pooled_text(rows, shown)}).",
+                        heatmap(rows, metric, x, yy, facet=facet, reference=reference)))
         elif k == "scale":
-            out.append((k, f"{metric} against init scale per init scheme; band from the lowest to the highest "
-                           f"seed.", scale_curves(rows, metric)))
+            facets = _facet_columns(rows, ("init", "scale", "seed"))
+            out.append((k, f"{metric} against init scale per init scheme"
+                           + (f", one panel per {' x '.join(facets)}" if facets else "")
+                           + f" ({pooled_text(rows, ['init', 'scale'] + facets)}); band from the lowest to the "
+                             f"highest run" + ("; dashed grey: learning nothing." if reference is not None else "."),
+                        scale_curves(rows, metric, reference=reference)))
         else:
-            out.append((k, "Loss curves per init scheme, coloured by init scale (median over seeds).",
+            pooled = pooled_columns(rows, ["init", "scale"])
+            out.append((k, "Loss curves per init scheme, one line per init scale (median over seeds"
+                           + (f"; pooled over {', '.join(pooled)}" if pooled else "") + ").",
                         loss_curves(rows)))
     return out

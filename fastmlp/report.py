@@ -6,7 +6,7 @@ import html
 import math
 import time
 
-from .grid import METRICS, hidden_label
+from .grid import METRICS, architecture_label
 from .spec import SCHEMES
 from .store import aggregate, best_and_worst, describe_dataset, varying_columns
 
@@ -20,7 +20,7 @@ def fmt(value, column=None):
     if value is None:
         return "full" if column == "batch_size" else "-"
     if column == "hidden":
-        return hidden_label(tuple(int(w) for w in str(value).split(",") if w and w != "0"))
+        return architecture_label(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -75,7 +75,36 @@ def aggregate_rows(table, by):
 
 # ---------------------------------------------------------------------------------------------- summary
 
-def summarize_runs(rows, metric="final_loss", n=SUMMARY_ROWS):
+def reference_values(identity, store=None):
+    """What a network that learns nothing reaches on a dataset: ``{"loss": class-prior loss, "accuracy": chance
+    accuracy}`` from the dataset identity a database records (None where unknown). A database made before the
+    identity held them still tells the loss when a grid's ``--target-loss`` was a percentage of it (``store``)."""
+    d = identity or {}
+    out = {"loss": d.get("baseline_loss"), "accuracy": d.get("chance_accuracy")}
+    if out["loss"] is None and store is not None:
+        for g in store.grids():
+            pct = str(g["settings"].get("target_loss", ""))
+            if pct.endswith("%"):
+                row = store.conn.execute("SELECT target_loss FROM runs WHERE grid_id = ? AND target_loss > 0 "
+                                         "LIMIT 1", (g["id"],)).fetchone()
+                if row is not None and float(pct[:-1]) > 0:
+                    out["loss"] = float(row[0]) / (float(pct[:-1]) / 100.0)
+                    break
+    return out
+
+
+def metric_reference(metric, reference):
+    """``(value, text)``: the reference a metric is read against, or ``(None, None)``."""
+    reference = reference or {}
+    if metric in ("final_loss", "val_loss", "initial_loss") and reference.get("loss") is not None:
+        return reference["loss"], (f"the class-prior loss {reference['loss']:.4g} (what a network that learns "
+                                   f"only its output bias reaches)")
+    if metric in ("train_accuracy", "val_accuracy") and reference.get("accuracy") is not None:
+        return reference["accuracy"], f"chance accuracy {reference['accuracy']:.4g} (always the most frequent class)"
+    return None, None
+
+
+def summarize_runs(rows, metric="final_loss", n=SUMMARY_ROWS, baseline=None):
     """The summary of a set of runs: counts, best and worst configurations, the init x scale table.
 
     Parameters
@@ -104,7 +133,7 @@ def summarize_runs(rows, metric="final_loss", n=SUMMARY_ROWS):
     return {"metric": metric, "higher_is_better": higher, "counts": counts, "config_columns": by,
             "pooled": pooled, "best": best, "worst": worst,
             "by_init_scale": aggregate(rows, ["init", "scale"], metric) if rows else [],
-            "seeds": max((d["n"] for d in best + worst), default=0)}
+            "seeds": max((d["n"] for d in best + worst), default=0), "reference": baseline or {}}
 
 
 def _pivot(table):
@@ -148,13 +177,19 @@ def summary_text(summary):
     note = f"; pooled over {', '.join(pooled)}" if pooled else ""
     out += ["", f"{m} by init x scale (mean±std over seeds{note}; (kx): k runs diverged or failed, left out):",
             pivot_text(summary["by_init_scale"], m, pooled)]
+    _, ref = metric_reference(m, summary.get("reference"))
+    if ref:
+        out.append(f"Read against {ref}.")
     return "\n".join(out)
 
 
 def summary_json(summary):
     """The summary as JSON-able data (the ``--json`` output of ``grid``)."""
-    return {k: summary[k] for k in ("metric", "higher_is_better", "counts", "config_columns", "pooled", "best",
-                                    "worst", "by_init_scale")}
+    out = {k: summary[k] for k in ("metric", "higher_is_better", "counts", "config_columns", "pooled", "best",
+                                   "worst", "by_init_scale")}
+    for part in ("best", "worst", "by_init_scale"):
+        out[part] = [dict(d, hidden=architecture_label(d["hidden"])) if "hidden" in d else d for d in out[part]]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- html
@@ -166,8 +201,9 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;borde
 p.meta{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
 th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
+th{background:#f4f4f4;white-space:normal}td.l,th.l{text-align:left}
 .scroll{overflow-x:auto}
+pre.cmd{white-space:pre-wrap;overflow-wrap:anywhere}
 figure{margin:1em 0}figure img,figure svg{max-width:100%;height:auto}
 figcaption{color:#555;font-size:.9em}
 code,pre{background:#f6f6f6;padding:.1em .3em;border-radius:3px}pre{padding:.6em;overflow-x:auto}
@@ -200,13 +236,32 @@ def _color(value, lo, hi, higher_is_better):
         return ""
     t = (value - lo) / (hi - lo)
     t = t if higher_is_better else 1 - t
+    return _shade(t)
+
+
+def _shade(t):
+    t = min(1.0, max(0.0, t))
     r, g = int(240 - 120 * t), int(140 + 90 * t)
     return f"background:rgb({r},{g},150)"
 
 
-def pivot_html(table, metric, higher):
-    """The init x scale table as HTML, cells coloured from worst (red) to best (green)."""
+def goodness(value, metric, ref):
+    """How good a value is against a meaningful reference, 0 (no better than learning nothing) to 1 (perfect):
+    a loss as the fraction of the class-prior loss it removed, an accuracy as the fraction of the way from
+    chance to 1. None without a reference."""
+    if value is None or ref is None:
+        return None
+    if metric in ("train_accuracy", "val_accuracy"):
+        return (value - ref) / (1.0 - ref) if ref < 1 else None
+    return 1.0 - value / ref if ref > 0 else None
+
+
+def pivot_html(table, metric, higher, reference=None):
+    """The init x scale table as HTML. With a reference (class-prior loss, chance accuracy) a cell's colour says
+    how much better than learning nothing its mean is (red: no better; green: perfect); without one, from
+    the table's worst (red) to best (green)."""
     scales, inits, cell = _pivot(table)
+    ref, _ = metric_reference(metric, reference)
     means = [d["mean"] for d in table if d["mean"] is not None]
     lo, hi = (min(means), max(means)) if means else (None, None)
     rows, styles = [], []
@@ -215,7 +270,12 @@ def pivot_html(table, metric, higher):
         for i in inits:
             d = cell.get((s, i))
             row.append(_cell_text(d))
-            st.append(_color(d["mean"], lo, hi, higher) if d is not None else "")
+            if d is None or d["mean"] is None:
+                st.append("")
+            elif ref is not None:
+                st.append(_shade(goodness(d["mean"], metric, ref)))
+            else:
+                st.append(_color(d["mean"], lo, hi, higher))
         rows.append(row)
         styles.append(st)
     return html_table(["scale"] + inits, rows, styles=styles)
@@ -240,7 +300,8 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     """
     meta = store.meta()
     rows = store.fetch()
-    s = summarize_runs(rows, metric)
+    reference = reference_values(meta.get("dataset"), store)
+    s = summarize_runs(rows, metric, baseline=reference)
     m, c = s["metric"], s["counts"]
     direction = "higher is better" if s["higher_is_better"] else "lower is better"
     title = title or f"fastmlp grid report: {store.path.name}"
@@ -255,6 +316,11 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     parts.append("<h2>Runs</h2>")
     parts.append(html_table(["runs", "trained to the end", "diverged", "failed"],
                             [[c["runs"], c["done"], c["diverged"], c["failed"]]], left=()))
+    factors = sorted({g["settings"].get("diverge_factor", "unset") for g in store.grids()}, key=str)
+    rule = ", ".join("off" if f is None else "not recorded" if f == "unset" else f"{f:g}" for f in factors)
+    parts.append(f"<p>Diverged: the loss became NaN or infinite, or the final training loss ended above K times the "
+                 f"initial loss (<code>--diverge-factor</code> K: {_esc(rule or 'not recorded')}). Diverged and "
+                 f"failed runs are counted, and left out of every mean.</p>")
     if s["config_columns"]:
         parts.append(f"<p>Settings that vary: {_esc(', '.join(s['config_columns']))} (and seed). Metric: "
                      f"<code>{_esc(m)}</code> ({direction}); statistics over runs that trained to the end.</p>")
@@ -270,13 +336,20 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     if s["by_init_scale"]:
         note = f" pooled over {', '.join(s['pooled'])};" if s["pooled"] else ""
         parts.append(f"<h2>{_esc(m)} by init scheme × scale</h2>")
+        _, ref_text = metric_reference(m, reference)
+        colour = (f"Colour: how much better than learning nothing, read against {ref_text}: red is no better, "
+                  f"green is perfect." if ref_text else
+                  "Colour: from the table's worst (red) to its best (green); no reference value is known for "
+                  "this metric.")
         parts.append(f"<p>Mean ± standard deviation over seeds;{_esc(note)} (kx): k runs diverged or failed and are "
-                     f"left out. Colour: green is better.</p>")
-        parts.append(pivot_html(s["by_init_scale"], m, s["higher_is_better"]))
-        diverged = aggregate(rows, ["init"], m)
+                     f"left out. {_esc(colour)}</p>")
+        parts.append(pivot_html(s["by_init_scale"], m, s["higher_is_better"], reference))
+        order = {sc: i for i, sc in enumerate(SCHEMES)}
+        diverged = sorted(aggregate(rows, ["init"], m), key=lambda d: (order.get(d["init"], len(order)), d["init"]))
         parts.append("<h3>Divergence by init scheme</h3>")
         parts.append(html_table(["init", "runs", "diverged", "failed"],
                                 [[d["init"], d["n"], d["diverged"], d["failed"]] for d in diverged]))
+    parts += symmetry_html(rows, reference)
     parts.append("<h2>Figures</h2>")
     if figures:
         for caption, kind, data in figures:
@@ -296,17 +369,73 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
         parts.append("<p>No grid invocation recorded.</p>")
     for g in grids:
         parts.append(f"<h3>Grid {g['id']}: {_esc(g['state'])}, started {_esc(g['started_at'])}</h3>")
-        parts.append(f"<pre>{_esc(g['command'] or '')}</pre>")
+        if g.get("state_note"):
+            parts.append(f'<p class="note">{_esc(g["state_note"])}.</p>')
+        parts.append(f'<pre class="cmd">{_esc(g["command"] or "")}</pre>')
         trained = g["n_trained"] or 0
         secs = f", {g['seconds']:.1f} s" if g.get("seconds") else ""
         parts.append(f"<p>{g['n_runs']} runs: {g['n_skipped']} already stored, {trained} trained{secs}.</p>")
-        settings = g["settings"]
+        settings = dict(g["settings"])
+        if isinstance(settings.get("hidden"), list):       # architectures as --hidden takes them
+            settings["hidden"] = [architecture_label(h) for h in settings["hidden"]]
         parts.append(html_table(["setting", "value"], [[k, _json_text(v)] for k, v in settings.items()],
                                 left=(0, 1)))
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{_esc(title)}</title>\n'
             f"<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def symmetry_html(rows, reference):
+    """The report's symmetry section: per init scheme, how the hidden units ended and what the seeds changed
+    (:func:`fastmlp.symmetry_facts.symmetry_facts`), and distinct units by scheme x scale."""
+    from .symmetry_facts import FATES, fraction_text, symmetry_facts
+    facts = symmetry_facts(rows, (reference or {}).get("loss"))
+    if not facts["schemes"]:
+        if any(r.get("depth") for r in rows):
+            return ["<h2>Symmetry: did the hidden units stay copies?</h2>",
+                    '<p class="note">No run recorded its diagnostics (the grid ran with --no-diagnostics); a grid '
+                    'with --diagnostics into another database (-o) records them.</p>']
+        return []
+    parts = ["<h2>Symmetry: did the hidden units stay copies?</h2>",
+             "<p>From each run's diagnostics: <i>never moved</i> = no weight changed (only biases learned); "
+             "<i>copies</i> = every hidden layer ended with one distinct unit (it acts as one unit); <i>partly "
+             "distinct</i> = some layer has fewer distinct units than units; <i>all distinct</i> = the symmetry "
+             "is broken. Distinct units are counted exactly (bit for bit)"
+             + (f"; pooled over {_esc(', '.join(facts['pooled']))}" if facts["pooled"] else "") + ".</p>"]
+    headers = ["init", "runs"] + list(FATES) + ["distinct units (mean)", "distance moved (median)",
+                                                "seeds identical"]
+    cells = [[d["init"], d["runs"]] + [f"{d[f]} ({fraction_text(d[f] / d['runs'])})" if d[f] else "0"
+                                        for f in FATES]
+             + [fraction_text(d["mean_distinct"]), fmt(d["median_distance"]),
+                f"{d['same_across_seeds']} of {d['configs']}" if d["configs"] else "-"]
+             for d in facts["schemes"]]
+    parts.append(html_table(headers, cells))
+    parts.append("<ul>" + "".join(f"<li><b>{_esc(d['init'])}</b>: {_esc(d['reading'])}</li>"
+                                  for d in facts["schemes"]) + "</ul>")
+    cell = facts["by_init_scale"]
+    inits = [d["init"] for d in facts["schemes"]]
+    scales = sorted({k[1] for k in cell})
+    rows_, styles = [], []
+    for sc in scales:
+        rows_.append([fmt(sc)] + [fraction_text(cell.get((i, sc))) for i in inits])
+        styles.append([""] + [_shade(cell[(i, sc)]) if (i, sc) in cell else "" for i in inits])
+    layers = sorted({k[1] for k in facts["by_init_layer"]})
+    if len(layers) > 1:
+        parts.append("<h3>Distinct hidden units by init scheme × layer</h3>")
+        parts.append("<p>Mean over runs of the fraction of distinct units in each hidden layer (layer 1 is the "
+                     "first; runs without that layer are left out).</p>")
+        per_layer = facts["by_init_layer"]
+        parts.append(html_table(["init"] + [f"layer {k}" for k in layers],
+                                [[i] + [fraction_text(per_layer.get((i, k))) for k in layers] for i in inits],
+                                styles=[[""] + [_shade(per_layer[(i, k)]) if (i, k) in per_layer else ""
+                                                for k in layers] for i in inits]))
+    parts.append("<h3>Distinct hidden units by init scheme × scale</h3>")
+    parts.append("<p>Mean over runs of the fraction of distinct units per hidden layer (100%: every unit "
+                 "distinct; 1/width: the layer is one unit in disguise). Colour: red for copies, green for "
+                 "fully broken symmetry.</p>")
+    parts.append(html_table(["scale"] + inits, rows_, styles=styles))
+    return parts
 
 
 def _json_text(v):

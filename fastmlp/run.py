@@ -106,9 +106,14 @@ def load_data(spec):
         kwargs["target"] = spec.target
     if spec.n_samples is not None:
         kwargs["n_samples"] = spec.n_samples
+    if getattr(spec, "features", None):
+        kwargs["features"] = list(spec.features)
+    if getattr(spec, "task", None):
+        kwargs["task"] = spec.task
     if seeded:
         kwargs["seed"] = spec.data_seed
     file_option = "--data-file" if spec.data_file else "--data-dir" if kwargs.get("data_dir") else "--dataset"
+    _check_data_options(name, spec)
     try:
         d = load_dataset(name, **kwargs)
     except FileNotFoundError as e:
@@ -117,10 +122,12 @@ def load_data(spec):
         raise GridError("--dataset", str(e)) from None
     except (ValueError, TypeError) as e:
         text = str(e)
-        named = [k for k in spec.data_options if k in text]
-        option = ("--n-samples" if "n_samples" in text else "--target" if "target" in text
-                  else "--data-option" if named else file_option if is_file
-                  else "--data-option" if spec.data_options else "--dataset")
+        # blame the option the user typed: a data option's key named in the message first
+        named = [k for k in spec.data_options if repr(k) in text or f" {k}" in text]
+        option = ("--data-option" if named else "--task" if "task" in text and getattr(spec, "task", None)
+                  else "--features" if "feature" in text and getattr(spec, "features", None)
+                  else "--n-samples" if "n_samples" in text and spec.n_samples is not None
+                  else "--target" if "target" in text else file_option if is_file else "--dataset")
         raise GridError(option, text) from None
     except (OSError, UnicodeDecodeError) as e:
         raise GridError(file_option, f"cannot read the data: {e}") from None
@@ -137,7 +144,53 @@ def load_data(spec):
                 "n_features": d.n_features, "n_outputs": d.n_outputs, "sha256": _data_hash(d),
                 "val_split": spec.val_split, "split_seed": spec.split_seed if spec.val_split else None,
                 "n_train": train.n_samples, "n_val": val.n_samples if val is not None else 0}
-    return DataBundle(train, val, identity, baseline_loss(train))
+    base = baseline_loss(train)
+    # what a network that learns nothing reaches: tables and figures are read against these
+    identity.update(baseline_loss=base, chance_accuracy=chance_accuracy(train))
+    return DataBundle(train, val, identity, base)
+
+
+def chance_accuracy(d):
+    """The accuracy of always predicting the most frequent class (None for regression)."""
+    if d.task == "regression":
+        return None
+    T = d.targets()
+    freq = T.mean(axis=0)
+    if d.output == "sigmoid":
+        return float(max(freq[0], 1.0 - freq[0]))
+    return float(freq.max())
+
+
+def _check_data_options(name, spec):
+    """Refuse a ``--data-option`` key the dataset does not take, listing the keys it does take (and the closest
+    one), before the dataset is built."""
+    import difflib
+    import inspect
+    from . import data as _data
+    if not spec.data_options:
+        return
+    source = "csv" if name.lower().endswith(".csv") else name
+    try:
+        from . import realdata
+        fn = ({"csv": _data.csv, "titanic": _data.titanic}.get(source) or _data._GENERATORS.get(source)
+              or (getattr(realdata, source, None) if source in realdata.IMAGE_SETS else None)
+              or (realdata.sklearn_dataset if source in realdata.SKLEARN_SETS else None))
+    except (ImportError, AttributeError):
+        return
+    if fn is None or not callable(fn):
+        return
+    own = {"seed": "--data-seed", "n_samples": "--n-samples", "path": "--data-file", "data_file": "--data-file",
+           "data_dir": "--data-dir", "target": "--target", "features": "--features"}
+    params = inspect.signature(fn).parameters
+    takes = [p for p in params if p not in own and p != "name"]
+    for key in spec.data_options:
+        if key in own and key in params:
+            raise GridError("--data-option", f"{key} has an option of its own: use {own[key]}")
+        if key not in takes:
+            close = difflib.get_close_matches(key, takes, n=1)
+            hint = f" (did you mean {close[0]}={spec.data_options[key]}?)" if close else ""
+            raise GridError("--data-option", f"dataset {source!r} does not take {key!r}{hint}; its keys: "
+                                             f"{', '.join(takes) or 'none'}")
 
 
 def baseline_loss(d):
@@ -554,7 +607,21 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
         training = Training(optimizer=r0.optimizer, lr=r0.lr, momentum=r0.momentum or 0.0, steps=r0.steps,
                             batch_size=r0.batch_size, record_every=r0.record_every)
         seeds = np.array([r.seed for r in runs], dtype=np.int64)
-        p0 = init_batch(network, [r.init_spec() for r in runs], seeds, r0.dtype, X=train.X)
+        with np.errstate(over="ignore"):      # a huge scale overflows float32: that run is marked below
+            p0 = init_batch(network, [r.init_spec() for r in runs], seeds, r0.dtype, X=train.X)
+        start_ok = np.all(np.isfinite(p0), axis=1)
+        if not start_ok.all():
+            for i in np.flatnonzero(~start_ok):
+                rows[i].update(status="diverged", diverged_step=0,
+                               error=f"the initial weights at scale {runs[i].scale:g} are not finite in "
+                                     f"{r0.dtype}")
+            if not start_ok.any():
+                return rows
+            keep = np.flatnonzero(start_ok)
+            sub = train_chunk(plan, [runs[i] for i in keep], [keys[i] for i in keep], grid_id, budget)
+            for i, row in zip(keep, sub):
+                rows[i] = row
+            return rows
         res = train_batch(network, train.X, train.y, p0, training=training,
                           lr=np.array([r.lr for r in runs]),
                           momentum=np.array([r.momentum or 0.0 for r in runs]),
@@ -577,6 +644,12 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
         curve = res.curves[i]
         hit = np.flatnonzero(curve <= plan.target_loss)
         ds = int(res.diverged_step[i])
+        if ds < 0:
+            ds = exploded_step(curve, loss[i], init_loss[i], plan.spec.diverge_factor, r0.record_every,
+                               r0.steps)
+            if ds >= 0:
+                row["error"] = (f"loss exploded: final loss {loss[i]:.4g} > {plan.spec.diverge_factor:g} x the "
+                                f"initial loss {init_loss[i]:.4g} (--diverge-factor)")
         row.update(status="diverged" if ds >= 0 else "done", diverged_step=ds if ds >= 0 else None,
                    initial_loss=init_loss[i], final_loss=loss[i], train_accuracy=acc[i],
                    steps_to_target=int(hit[0]) * r0.record_every if hit.size else None,
@@ -597,6 +670,25 @@ def train_chunk(plan, runs, keys, grid_id=None, budget=None):
     for row in rows:
         row["train_seconds"] = seconds / len(rows)
     return rows
+
+
+def exploded_step(curve, final_loss, initial_loss, factor, record_every, steps):
+    """The divergence rule for losses that explode but stay finite: a run whose final training loss is above
+    ``factor`` x its initial loss has diverged, at the first recorded step above that bound (or at the end).
+
+    Returns
+    -------
+    int
+        The step, or -1 when the run did not diverge by this rule (or ``factor`` is None or infinite).
+    """
+    if factor is None or not math.isfinite(factor) or not (math.isfinite(initial_loss) and initial_loss > 0):
+        return -1
+    bound = factor * initial_loss
+    if math.isfinite(final_loss) and final_loss <= bound:
+        return -1
+    with np.errstate(invalid="ignore"):
+        above = np.flatnonzero(~(np.asarray(curve, dtype=float) <= bound))
+    return int(above[0]) * record_every if above.size else int(steps)
 
 
 def _diagnostic_columns(d):

@@ -142,7 +142,7 @@ class Training:
         ``"sgd"``, ``"momentum"`` (classical, ``v = mu v + g; w -= lr v``), ``"nesterov"``
         (``w -= lr (g + mu v)``) or ``"adam"`` (``momentum`` is its beta1).
     lr : float
-        Learning rate, > 0.
+        Learning rate, > 0 (default 0.1, the default of ``fastmlp train`` and ``fastmlp grid`` too).
     momentum : float
         Momentum coefficient (beta1 for Adam), in [0, 1).
     weight_decay : float
@@ -159,7 +159,7 @@ class Training:
         Adam's second-moment decay and epsilon.
     """
     optimizer: str = "sgd"
-    lr: float = 0.01
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 0.0
     dropout: float = 0.0
@@ -190,25 +190,67 @@ def check_dtype(dtype):
     return np.dtype(name)
 
 
+HIDDEN_GRAMMAR = ("layers joined by '-', each W or WxN (N layers of W): 16, 32x4, 64-32, 32x2-16; "
+                  "0 or none for no hidden layer")
+
+
+def ambiguous_hidden_message(text):
+    """Why ``"8,16"`` is refused: both of its readings, written in the unambiguous grammar."""
+    items = [t.strip() for t in str(text).split(",")]
+    as_list = " ".join(f"--hidden {t}" for t in items)
+    return (f"{text!r} is ambiguous: a comma separates list items on every other axis, but older fastmlp read "
+            f"it as layers. Write {'-'.join(items)} for ONE network whose hidden layers are "
+            f"{', then '.join(items)} units, or {as_list} for {len(items)} architectures of one hidden layer "
+            f"each")
+
+
 def parse_hidden(text):
-    """Hidden layer widths from ``"16"``, ``"32x4"`` (4 layers of 32), ``"64,32"``, ``"0"`` or ``""`` (none).
+    """Hidden layer widths of one architecture.
+
+    The grammar: layers joined by ``-``, each ``W`` or ``WxN`` (N layers of W units): ``"16"``, ``"32x4"``,
+    ``"64-32"``, ``"32x2-16"``; ``"0"``, ``"none"`` or ``""`` for no hidden layer. A comma is refused: on the
+    command line it separates list items, and ``"64,32"`` used to mean two layers (the message shows both
+    readings).
 
     Raises
     ------
     ValueError
         Naming the malformed text.
     """
-    text = str(text).strip().lower()
+    raw = str(text).strip()
+    text = raw.lower()
     if text in ("", "0", "none"):
         return ()
+    if "," in text:
+        raise ValueError(f"hidden layers {ambiguous_hidden_message(raw)}")
+    widths = []
     try:
-        if "x" in text:
-            width, depth = text.split("x")
-            widths = (int(width),) * int(depth)
-        else:
-            widths = tuple(int(t) for t in text.split(","))
+        for part in text.split("-"):
+            if "x" in part:
+                width, depth = part.split("x")
+                if int(depth) <= 0:
+                    raise ValueError
+                widths += [int(width)] * int(depth)
+            else:
+                widths.append(int(part))
     except ValueError:
-        raise ValueError(f"malformed hidden layers {text!r}: use e.g. 16, 32x4 (4 layers of 32) or 64,32") from None
+        raise ValueError(f"malformed hidden layers {raw!r}: {HIDDEN_GRAMMAR}") from None
     if not widths or any(w <= 0 for w in widths):
-        raise ValueError(f"hidden layer widths must be positive, got {text!r}")
-    return widths
+        raise ValueError(f"hidden layer widths must be positive, got {raw!r}")
+    return tuple(widths)
+
+
+def hidden_label(hidden):
+    """An architecture in the grammar :func:`parse_hidden` reads: ``"32x3"``, ``"64-32"``, ``"32x2-16"``,
+    ``"none"`` for no hidden layer (runs of equal widths are written ``WxN``)."""
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden:
+        return "none"
+    parts, i = [], 0
+    while i < len(hidden):
+        j = i
+        while j < len(hidden) and hidden[j] == hidden[i]:
+            j += 1
+        parts.append(f"{hidden[i]}x{j - i}" if j - i > 1 else str(hidden[i]))
+        i = j
+    return "-".join(parts)

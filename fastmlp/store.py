@@ -18,6 +18,12 @@ Schema (``SCHEMA_VERSION``):
 The database uses WAL journaling and a busy timeout; every chunk's rows are written in one transaction with
 ``INSERT ... ON CONFLICT`` on the run key, so an interruption loses at most the chunk in progress and a run is
 never stored twice. A failed run is retried when its grid is run again.
+
+Edges: readers (``show``, ``plot``, ``report``, ``export``, ``--dry-run``) open the file read-only, so a database
+on a read-only file or directory can be read; a writer that cannot write says so (a ``StoreError``, exit 2 on the
+command line). Every table, column and meta entry is checked on opening, so a damaged database is refused before
+any training; a foreign SQLite file is refused before anything is written to it (its journal mode included).
+A grid recorded as ``running`` whose process is gone shows as ``interrupted`` (:meth:`Store.grids`).
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import socket
 import sqlite3
 import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -67,6 +74,13 @@ CONFIG_COLUMNS = ("hidden", "activation", "optimizer", "batch_size", "steps", "i
 # columns that record how and when a run was made, not what it computed
 BOOKKEEPING_COLUMNS = ("grid_id", "train_seconds", "created_at", "backend")
 EXPORT_FORMATS = ("csv", "json", "parquet")
+GRID_COLUMNS = ("id", "started_at", "finished_at", "state", "command", "settings", "n_runs", "n_skipped",
+                "n_trained", "seconds")
+CLAIM_COLUMNS = ("run_key", "owner", "host", "pid", "claimed_at")
+# every table and column fastmlp reads or writes (checked on open), and the meta entries it needs
+SCHEMA_TABLES = {"meta": ("key", "value"), "runs": tuple(c for c in COLUMN_NAMES if c not in ADDED_COLUMNS),
+                 "grids": GRID_COLUMNS, "claims": CLAIM_COLUMNS}
+META_KEYS = ("format", "schema_version", "dataset", "created_at", "fastmlp_version")
 
 
 class StoreError(ValueError):
@@ -125,24 +139,59 @@ class Store:
     # ------------------------------------------------------------------------------------------- opening
     @staticmethod
     def _connect(path, write=True):
-        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA busy_timeout = 60000")
-            if write:
+        """A connection: for writing (WAL journaling), or read-only (``mode=ro``; ``immutable`` when the
+        directory or the file cannot be written, so that a database on a read-only medium can still be read)."""
+        path = Path(path)
+        if write:
+            if path.exists() and not os.access(path, os.W_OK):
+                raise StoreError(f"cannot write to the results database {path}: the file is read-only. "
+                                 f"Read it with show/plot/report/export, or give another --out")
+            if not path.exists() and not os.access(path.parent, os.W_OK):
+                raise StoreError(f"cannot create the results database {path}: the directory {path.parent} is "
+                                 f"not writable; give another --out")
+            try:
+                conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot open the results database {path} for writing ({e}); give another "
+                                 f"--out") from None
+            conn.row_factory = sqlite3.Row
+            try:
+                conn.execute("PRAGMA busy_timeout = 60000")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-            else:
-                conn.execute("PRAGMA query_only = ON")
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                text = str(e)
+                if "readonly" in text or "unable to open" in text:
+                    raise StoreError(f"cannot write to the results database {path} ({text}); give another "
+                                     f"--out") from None
+                raise StoreError(f"{path} is not a fastmlp results database ({text})") from None
+            return conn
+        uri = "file:" + urllib.parse.quote(str(path.resolve()))
+        last = None
+        for extra in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = None
+            try:
+                conn = sqlite3.connect(uri + extra, uri=True, timeout=60.0, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA busy_timeout = 60000")
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            raise StoreError(f"{path} is not a fastmlp results database ({e})") from None
-        return conn
+                return conn
+            except sqlite3.DatabaseError as e:
+                if conn is not None:
+                    conn.close()
+                last = e
+                # a WAL database in a directory this process cannot write: only immutable reads are possible
+                if not isinstance(e, sqlite3.OperationalError) or "not a database" in str(e):
+                    break
+        raise StoreError(f"{path} is not a fastmlp results database ({last})") from None
 
     @classmethod
     def create(cls, path, dataset):
         """Create the database, or reopen it for more runs of the same dataset.
+
+        An existing file is checked read-only first (a foreign SQLite file is refused untouched: its journal
+        mode is not switched to WAL), then opened for writing.
 
         Parameters
         ----------
@@ -153,13 +202,17 @@ class Store:
         Raises
         ------
         StoreError
-            If the file is not a fastmlp database, has another schema version, or holds another dataset.
+            If the file is not a fastmlp database, is damaged, has another schema version, holds another
+            dataset, or cannot be written.
         """
         path = Path(path)
         if path.exists() and path.is_dir():
             raise StoreError(f"{path} is a directory, not a results database")
         if not path.parent.exists():
             raise StoreError(f"directory {path.parent} does not exist")
+        if path.exists() and path.stat().st_size > 0:
+            with cls.open(path) as existing:        # refuses foreign or damaged files before any write
+                existing._check(dataset)
         conn = cls._connect(path)
         store = cls(path, conn)
         try:
@@ -169,12 +222,17 @@ class Store:
                     raise StoreError(f"{path} is an SQLite database but not a fastmlp results database")
                 if not tables:
                     store._create_schema(dataset)
+                store._add_grid_process_columns()
+            store._check_schema()
             store._check(dataset)
             absent = store._absent_columns()
             if absent:
                 with store._transaction():
                     for c in absent:
                         store.conn.execute(f"ALTER TABLE runs ADD COLUMN {c} {dict(COLUMNS)[c]}")
+        except sqlite3.OperationalError as e:
+            conn.close()
+            raise StoreError(f"cannot write to the results database {path} ({e}); give another --out") from None
         except BaseException:
             conn.close()
             raise
@@ -182,12 +240,14 @@ class Store:
 
     @classmethod
     def open(cls, path):
-        """Open an existing database for reading (and no other change).
+        """Open an existing database for reading (and no other change); works on read-only files and
+        directories.
 
         Raises
         ------
         StoreError
-            If it is missing, not a fastmlp database, or of another schema version.
+            If it is missing, not a fastmlp database, damaged (a table, column or meta entry missing), or of
+            another schema version.
         """
         path = Path(path)
         if not path.is_file():
@@ -197,11 +257,53 @@ class Store:
         try:
             if "meta" not in store._tables():
                 raise StoreError(f"{path} is not a fastmlp results database")
+            store._check_schema()
             store._check(None)
         except BaseException:
             conn.close()
             raise
         return store
+
+    def _columns(self, table):
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
+    def _check_schema(self):
+        """Refuse a fastmlp database whose structure is damaged: every table, column and meta entry that
+        fastmlp reads or writes must be there (checked before any training, so no work is lost)."""
+        tables = self._tables()
+        if "meta" in tables:
+            keys = {r[0] for r in self.conn.execute("SELECT key FROM meta")}
+            if "format" in keys and self.conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0] \
+                    != FORMAT:
+                raise StoreError(f"{self.path} is not a fastmlp results database")
+        problems = []
+        for table, columns in SCHEMA_TABLES.items():
+            if table not in tables:
+                problems.append(f"table {table!r} is missing")
+                continue
+            missing = [c for c in columns if c not in self._columns(table)]
+            if missing:
+                problems.append(f"table {table!r} lacks column{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        if "meta" in tables:
+            missing = [k for k in META_KEYS if k not in keys]
+            if missing:
+                problems.append(f"meta lacks {', '.join(missing)}")
+            elif "dataset" in keys:
+                try:
+                    json.loads(self.conn.execute("SELECT value FROM meta WHERE key='dataset'").fetchone()[0])
+                except (TypeError, ValueError):
+                    problems.append("meta's dataset entry is not valid JSON")
+        if problems:
+            raise StoreError(f"{self.path} is a damaged fastmlp results database: {'; '.join(problems)}. "
+                             f"fastmlp will not read or extend it; use another --out (or restore a copy)")
+
+    def _add_grid_process_columns(self):
+        """Add the grids table's ``host`` and ``pid`` (which process runs a grid; databases made by fastmlp
+        0.8.0 lack them) so that a grid whose process died shows as interrupted."""
+        have = self._columns("grids")
+        for col, kind in (("host", "TEXT"), ("pid", "INTEGER")):
+            if col not in have:
+                self.conn.execute(f"ALTER TABLE grids ADD COLUMN {col} {kind}")
 
     def close(self):
         """Release this process's claims and close the connection."""
@@ -288,11 +390,12 @@ class Store:
 
     # --------------------------------------------------------------------------------------------- grids
     def begin_grid(self, command, settings, n_runs, n_skipped):
-        """Record the start of a ``fastmlp grid`` invocation; returns its id."""
+        """Record the start of a ``fastmlp grid`` invocation (and which process runs it); returns its id."""
         with self._transaction():
             cur = self.conn.execute(
-                "INSERT INTO grids (started_at, state, command, settings, n_runs, n_skipped, n_trained) "
-                "VALUES (?, 'running', ?, ?, ?, ?, 0)", (_now(), command, json.dumps(settings), n_runs, n_skipped))
+                "INSERT INTO grids (started_at, state, command, settings, n_runs, n_skipped, n_trained, host, pid) "
+                "VALUES (?, 'running', ?, ?, ?, ?, 0, ?, ?)",
+                (_now(), command, json.dumps(settings), n_runs, n_skipped, self.host, os.getpid()))
             return cur.lastrowid
 
     def end_grid(self, grid_id, state, n_trained, seconds):
@@ -302,11 +405,22 @@ class Store:
                               (_now(), state, n_trained, seconds, grid_id))
 
     def grids(self):
-        """All grid invocations, oldest first, ``settings`` decoded."""
+        """All grid invocations, oldest first, ``settings`` decoded.
+
+        A grid recorded as ``running`` whose process (on this host) no longer exists was killed without a
+        chance to record its end (SIGKILL, a crash, a power cut): its ``state`` is given as ``interrupted``
+        and ``state_note`` says why (the database itself is not changed).
+        """
         out = []
         for r in self.conn.execute("SELECT * FROM grids ORDER BY id"):
             d = dict(r)
             d["settings"] = json.loads(d["settings"] or "{}")
+            d["state_note"] = None
+            if d["state"] == "running" and d.get("pid") is not None and d.get("host") == self.host \
+                    and not _pid_alive(d["pid"]):
+                d["state"] = "interrupted"
+                d["state_note"] = (f"recorded as running, but its process ({d['host']}, pid {d['pid']}) is gone: "
+                                   f"killed before it could record its end")
             out.append(d)
         return out
 
@@ -414,7 +528,8 @@ class Store:
             Only these runs.
         filters : dict, optional
             ``{column: value or list of values}``: keep the runs whose column equals one of the values
-            (numbers compared as numbers, ``none`` matches NULL).
+            (numbers compared as numbers, to a relative tolerance of :data:`FILTER_RTOL`, so that values as
+            tables show them match; ``none`` matches NULL).
         curves : bool
             Decode the ``curve`` column into a float32 array.
 
@@ -451,16 +566,22 @@ class Store:
         return rows
 
 
+# A filter's number matches a stored one within this relative tolerance: tables show 4 significant digits
+# (0.3162 for 0.316227766), and a value copied from a table must find its runs.
+FILTER_RTOL = 5e-4
+
+
 def _matches(stored, wanted):
-    """Whether a stored value equals a filter value given as text or a number (numbers to 1e-9 relative)."""
+    """Whether a stored value equals a filter value given as text or a number (numbers to
+    :data:`FILTER_RTOL` relative, so that a value as tables display it matches)."""
     if stored is None:
-        return str(wanted).lower() in ("", "none", "null", "full")
+        return str(wanted).lower() in ("", "none", "null", "full", "-")
     if isinstance(stored, (int, float)):
         try:
             w = float(wanted)
         except (TypeError, ValueError):
             return False
-        return math.isclose(float(stored), w, rel_tol=1e-9, abs_tol=0.0) or float(stored) == w
+        return math.isclose(float(stored), w, rel_tol=FILTER_RTOL, abs_tol=0.0) or float(stored) == w
     return str(stored) == str(wanted)
 
 
@@ -525,6 +646,9 @@ def export(store, fmt, out=None, curves=False, filters=None):
                                "(or pip install 'fastmlp[parquet]'); --format csv and json work without it") \
                 from None
     rows = store.fetch(columns, filters=filters, curves=curves)
+    from .grid import architecture_label
+    for r in rows:               # architectures as --hidden takes them (32x2-16), as show and report write them
+        r["hidden"] = architecture_label(r["hidden"])
     if curves:
         for r in rows:
             r["curve"] = [None if not math.isfinite(x) else float(x) for x in r["curve"].tolist()]
@@ -572,9 +696,15 @@ def _hidden_sort(v):
 
 
 def row_sort_key(columns):
-    """A sort key for rows by ``columns`` (architectures by depth then widths)."""
+    """A sort key for rows by ``columns`` (architectures by depth then widths, init schemes in the order of
+    :data:`fastmlp.spec.SCHEMES`: from no randomness to fan-based scales)."""
+    from .spec import SCHEMES
+    order = {s: i for i, s in enumerate(SCHEMES)}
+
     def key(r):
-        return tuple(_hidden_sort(r[c]) if c == "hidden" else _sort_key(r[c]) for c in columns)
+        return tuple(_hidden_sort(r[c]) if c == "hidden" else
+                     (0, float(order[r[c]]), "") if c == "init" and r[c] in order else _sort_key(r[c])
+                     for c in columns)
     return key
 
 

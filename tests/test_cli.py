@@ -22,7 +22,7 @@ def run(*args):
 
 
 def test_train_json_has_the_contract_keys():
-    r = run("train", "--dataset", "xor", "--hidden", "4,3", "--init", "he_normal", "--steps", "200",
+    r = run("train", "--dataset", "xor", "--hidden", "4-3", "--init", "he_normal", "--steps", "200",
             "--lr", "0.5", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)

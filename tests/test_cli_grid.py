@@ -191,7 +191,7 @@ def test_show(tiny_db):
     text = invoke(show, [tiny_db, "--by", "init,scale", "--metric", "train_accuracy"]).output
     assert "train_accuracy by init, scale" in text and "zeros" in text
     data = json.loads(invoke(show, [tiny_db, "--by", "init", "--json"]).stdout)
-    assert [r["init"] for r in data["rows"]] == ["xavier_normal", "zeros"] and data["rows"][0]["n"] == 4
+    assert [r["init"] for r in data["rows"]] == ["zeros", "xavier_normal"] and data["rows"][0]["n"] == 4
     data = json.loads(invoke(show, [tiny_db, "--json", "--filter", "init=zeros"]).stdout)
     assert data["counts"]["runs"] == 4
     assert invoke(show, [tiny_db, "--by", "colour"], ok=False).exit_code == 2

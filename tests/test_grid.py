@@ -79,9 +79,10 @@ def test_choices_list_the_valid_ones():
 
 
 def test_architectures():
-    assert parse_architectures(["16", "32x4", "64,32"]) == [(16,), (32,) * 4, (64, 32)]
+    assert parse_architectures(["16", "32x4", "64-32"]) == [(16,), (32,) * 4, (64, 32)]
+    assert parse_architectures(["16,32x2-8"]) == [(16,), (32, 32, 8)]
     assert parse_architectures([16, "8x2", [8, 4], []]) == [(16,), (8, 8), (8, 4), ()]
-    for bad in ("0x3", "abc", "16,-2"):
+    for bad in ("0x3", "abc", "16,-2", "64,32"):
         with pytest.raises(GridError, match="--hidden"):
             parse_architectures([bad])
 

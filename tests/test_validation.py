@@ -69,12 +69,13 @@ def test_bad_per_network_values():
         train(NET, X, Y, dtype="float16")
 
 
-@pytest.mark.parametrize("text,widths", [("16", (16,)), ("32x4", (32,) * 4), ("64,32", (64, 32)), ("0", ())])
+@pytest.mark.parametrize("text,widths", [("16", (16,)), ("32x4", (32,) * 4), ("64-32", (64, 32)),
+                                        ("32x2-16", (32, 32, 16)), ("0", ())])
 def test_parse_hidden(text, widths):
     assert parse_hidden(text) == widths
 
 
-@pytest.mark.parametrize("text", ["abc", "16x", "0x3", "-4", "4,,2"])
+@pytest.mark.parametrize("text", ["abc", "16x", "0x3", "-4", "4,,2", "64,32", "4--2"])
 def test_parse_hidden_rejects(text):
     with pytest.raises(ValueError, match="hidden"):
         parse_hidden(text)

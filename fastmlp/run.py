@@ -33,12 +33,12 @@ import numpy as np
 from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
-from .grid import GridError, GridRuns, hidden_text, target_loss_value
+from .grid import GridError, GridRuns, hidden_text, stored_hidden, target_loss_value
 from .grid import Run
 from .init import init_batch
 from .layout import Layout
 from .params_store import ROW_KEY as PARAMS_ROW_KEY
-from .spec import Network, Training, parse_hidden
+from .spec import Network, Training
 from .store import encode_curve
 from .train import as_targets, train_batch
 
@@ -301,7 +301,7 @@ def stored_runs(plan, store):
     q = f"SELECT {', '.join(f'NULL AS {c}' if c in absent else c for c in cols)} FROM runs WHERE status != 'failed'"
     for row in store.conn.execute(q):
         try:
-            run = Run(hidden=parse_hidden(row["hidden"]), activation=row["activation"],
+            run = Run(hidden=stored_hidden(row["hidden"]), activation=row["activation"],
                       optimizer=row["optimizer"], batch_size=row["batch_size"], steps=row["steps"],
                       init=row["init"], scale=row["scale"], lr=row["lr"], momentum=row["momentum"],
                       weight_decay=row["weight_decay"], dropout=row["dropout"], dtype=row["dtype"],

@@ -32,7 +32,6 @@ How scikit-learn's meaning is matched (see docs/interop.md):
 """
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import time
@@ -56,7 +55,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .evaluate import forward_batch
 from .init import init_params
 from .inference import predict as _predict
-from .spec import ACTIVATIONS, SCHEMES, Init, Network, Training
+from .spec import SCHEMES, Init, Network, Training
 from .train import train_batch
 from .engine import BACKENDS
 

@@ -32,7 +32,7 @@ _KERNELS = {}
 
 def kernels(dtype, sizes, act, out, opt):
     """The chunk path's kernel for a dtype, layer sizes and the activation, output and optimiser codes of
-    ``engine/cpu.py`` (compiled on first launch; its ``act``, ``out`` and ``opt`` arguments are ignored)."""
+    ``engine/abi.py`` (compiled on first launch; its ``act``, ``out`` and ``opt`` arguments are ignored)."""
     key = (np.dtype(dtype).name, tuple(int(x) for x in sizes), int(act), int(out), int(opt))
     if key not in _KERNELS:
         _KERNELS[key] = _make(*key)

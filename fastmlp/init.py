@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .engine.reference import activate
 from .layout import Layout
 from .spec import DATA_SCHEMES, Init, Network, check_dtype
 
@@ -71,19 +72,6 @@ def _bias(init, fan_out, rng):
     return rng.normal(0.0, init.bias_std, fan_out)
 
 
-def _activate(z, network):
-    a = network.activation
-    if a == "tanh":
-        return np.tanh(z)
-    if a == "sigmoid":
-        return 0.5 + 0.5 * np.tanh(0.5 * z)
-    if a == "relu":
-        return np.maximum(z, 0.0)
-    if a == "leaky_relu":
-        return np.where(z > 0, z, network.leaky_slope * z)
-    return z
-
-
 def _lsuv_batch(network, X, init, seed):
     if X is None:
         raise ValueError("init scheme 'lsuv' is data-driven: pass the training inputs X (init_params(..., X=X), "
@@ -131,7 +119,7 @@ def lsuv(network, layers, X, init):
         h = a @ W.T + b
         variances.append(float(np.var(h)))
         if l < len(layers) - 1:
-            a = _activate(h, network)
+            a = activate(h, network.activation, network.leaky_slope)
     return variances
 
 

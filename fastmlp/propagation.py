@@ -21,7 +21,8 @@ import math
 import numpy as np
 
 from . import theory
-from .init import _activate, init_batch
+from .engine.reference import activate
+from .init import init_batch
 from .layout import Layout
 from .spec import Init, Network, Training
 from .train import train_batch
@@ -77,7 +78,7 @@ def forward_stats(network, params, X):
                     break
                 h = a @ W.T + b
                 q[i, l] = float(np.mean(h * h))
-                a = _activate(h, network)
+                a = activate(h, network.activation, network.leaky_slope)
     return q, a2
 
 

@@ -210,7 +210,7 @@ class Store:
             raise StoreError(f"{path} is a directory, not a results database")
         if not path.parent.exists():
             raise StoreError(f"directory {path.parent} does not exist")
-        if path.exists() and path.stat().st_size > 0:
+        if path.exists() and path.stat().st_size > 0 and cls._has_tables(path):
             with cls.open(path) as existing:        # refuses foreign or damaged files before any write
                 existing._check(dataset)
         conn = cls._connect(path)
@@ -237,6 +237,16 @@ class Store:
             conn.close()
             raise
         return store
+
+    @classmethod
+    def _has_tables(cls, path):
+        """Whether an SQLite file holds any table. One without is a database that another process is creating
+        at this moment (its schema is not committed yet): ``create`` joins it rather than refusing it."""
+        conn = cls._connect(path, write=False)
+        try:
+            return cls(path, conn, readonly=True)._tables() != set()
+        finally:
+            conn.close()
 
     @classmethod
     def open(cls, path):

@@ -231,3 +231,17 @@ def test_a_chunk_the_engine_rejects_is_stored_as_failed(tmp_path):
     bad = type(run)(**dict(run.__dict__, lr=float("nan")))
     rows = train_chunk(plan, [bad], ["k"])
     assert rows[0]["status"] == "failed" and "learning rate" in rows[0]["error"]
+
+
+def test_create_joins_a_database_another_process_is_creating(tmp_path):
+    """Two grids started at once on one new file: the second can find it switched to WAL but without its schema
+    (the first has not committed yet). That is a database being made, not a foreign file: create joins it."""
+    path = tmp_path / "new.db"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode = WAL")        # what the first process's connect leaves before its schema
+    con.close()
+    assert path.stat().st_size > 0
+    with Store.create(path, DATASET) as s:
+        assert s.save([row("a")]) == 1
+    with Store.open(path) as s:
+        assert s.finished_keys() == {"a"}

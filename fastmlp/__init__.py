@@ -19,7 +19,7 @@ from .params_store import load_run
 from .spec import ACTIVATIONS, OPTIMIZERS, OUTPUTS, SCHEMES, Init, Network, Training
 from .train import BatchResult, train, train_batch
 
-__version__ = "0.9.0"
+__version__ = "0.9.1"
 
 __all__ = [
     "ACTIVATIONS", "OPTIMIZERS", "OUTPUTS", "SCHEMES", "BatchResult", "Dataset", "Init", "Layout", "Network",

@@ -28,6 +28,7 @@ compiled with exact IEEE semantics (no fast-math), which still vectorises every 
 that is 0 or NaN in any order and needs ``reassoc`` to vectorise, is compiled with it.
 ``nnan``/``ninf`` are never set: divergence detection tests for NaN and inf.
 """
+import contextlib
 import os
 
 # "numpy" error model: float division by zero gives inf/NaN instead of raising, which also lets LLVM vectorise
@@ -44,6 +45,20 @@ def env(name):
     """The value of the ``FASTMLP_*`` variable ``name`` now, or ``""`` (read at each call, so tests and users can
     set one for a while)."""
     return os.environ.get(name, "")
+
+
+def blas_threads(n=1):
+    """A context that limits the BLAS (OpenBLAS, MKL) to ``n`` threads, through threadpoolctl where it is
+    installed (it comes with scikit-learn); without it, a context that changes nothing.
+
+    An in-process grid's NumPy work between engine calls (evaluation, diagnostics) is small, and the BLAS's idle
+    threads spin against the engine's own: bench/NOTES.md change 43.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _vector_bytes():

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import blas_threads
 from .data import BUILTIN, SEEDED, load_dataset
 from .diagnostics import diagnose
 from .evaluate import loss_and_accuracy
@@ -931,7 +932,8 @@ def execute(plan, store, *, progress=None, stop=None, grid_id=None, sleep=0.5, c
     for chunk in source:
         t0 = time.perf_counter()
         try:
-            rows = train_chunk(plan, chunk.runs, chunk.keys, grid_id, budget)
+            with blas_threads(1):       # as Dask's workers have it: the engine's threads are the ones that count
+                rows = train_chunk(plan, chunk.runs, chunk.keys, grid_id, budget)
         except BaseException:
             store.release(chunk.keys)
             raise

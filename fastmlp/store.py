@@ -83,6 +83,20 @@ SCHEMA_TABLES = {"meta": ("key", "value"), "runs": tuple(c for c in COLUMN_NAMES
 META_KEYS = ("format", "schema_version", "dataset", "created_at", "fastmlp_version")
 
 
+def _while_locked(step, patience=60.0):
+    """Run ``step``, retrying while SQLite says the database is locked. Switching a new file to WAL needs an
+    exclusive lock, and where two connections would wait on each other SQLite answers "database is locked" at
+    once instead of calling its busy handler: two grids started together on one new file meet exactly that."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class StoreError(ValueError):
     """A database that cannot be used: missing, not fastmlp's, another schema version or another dataset."""
 
@@ -157,7 +171,7 @@ class Store:
             conn.row_factory = sqlite3.Row
             try:
                 conn.execute("PRAGMA busy_timeout = 60000")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.DatabaseError as e:
                 conn.close()
@@ -175,7 +189,7 @@ class Store:
                 conn = sqlite3.connect(uri + extra, uri=True, timeout=60.0, isolation_level=None)
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA busy_timeout = 60000")
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                _while_locked(lambda: conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone())
                 return conn
             except sqlite3.DatabaseError as e:
                 if conn is not None:

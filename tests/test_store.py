@@ -245,3 +245,22 @@ def test_create_joins_a_database_another_process_is_creating(tmp_path):
         assert s.save([row("a")]) == 1
     with Store.open(path) as s:
         assert s.finished_keys() == {"a"}
+
+
+def test_in_process_grids_run_blas_on_one_thread(tmp_path, monkeypatch):
+    """Between engine calls a grid's NumPy work is small; the BLAS's idle threads would spin against the engine's
+    (bench/NOTES.md change 43). Each chunk runs with the BLAS limited to one thread, as on Dask's workers."""
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl (with scikit-learn) limits BLAS")
+    import fastmlp.run as run_module
+    seen = []
+    real = run_module.train_chunk
+
+    def spy(*args, **kwargs):
+        seen.append({lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_chunk", spy)
+    from fastmlp.run import run_grid
+    run_grid({"dataset": "xor", "hidden": ["4"], "seeds": "0:4", "steps": 5, "chunk_size": 2, "chunk_seconds": 0},
+             tmp_path / "g.db")
+    assert len(seen) == 2 and all(s == {1} for s in seen), seen

@@ -20,7 +20,7 @@ from .compile_cache import CompileWatch
 from .grid import (METRICS, GridError, GridSpec, architecture_label, check_metric, hidden_text, load_config,
                    merge_settings, parse_architectures)
 from .spec import hidden_label
-from .store import COLUMN_NAMES, CONFIG_COLUMNS, DEFAULT_PATH, EXPORT_FORMATS, Store, StoreError, aggregate
+from .store import COLUMN_NAMES, CONFIG_COLUMNS, DEFAULT_PATH, EXPORT_FORMATS, Store, StoreError
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 BY_COLUMNS = CONFIG_COLUMNS + ("seed", "depth", "width", "status", "output", "epochs", "backend", "grid_id")
@@ -322,7 +322,8 @@ Examples:
 @click.pass_context
 def grid(ctx, config, dry_run, quiet, json_output, **options):
     from . import run as runner
-    from .report import reference_values, summarize_runs, summary_json, summary_text
+    from .report import reference_values, summary_json, summary_text
+    from .store_summary import summarize as summarize_store
 
     params = dict(ctx.params)
     dask = {k: options.pop(k) for k in ("scheduler", "scheduler_file", "dask_workers", "dask_task_threads")}
@@ -415,8 +416,12 @@ def grid(ctx, config, dry_run, quiet, json_output, **options):
                 click.echo(json.dumps({"database": str(out), "interrupted": stopped, "grid_size": len(plan.runs),
                                        "stored": n_stored, "missing": missing, "resume": command}, indent=1))
             ctx.exit(EXIT_SIGNAL.get(stopped, 1))
-        rows = store.fetch(keys=plan.keys)
-        summary = summarize_runs(rows, spec.metric, baseline=reference_values(ident))
+        # computed by SQLite: a grid of 10^7 runs is summarised without holding its rows (store_summary.py)
+        total, failed = store.conn.execute("SELECT COUNT(*), COUNT(CASE WHEN status = 'failed' THEN 1 END) "
+                                           "FROM runs").fetchone()
+        only_this_grid = total == n_stored and not failed
+        summary = summarize_store(store, spec.metric, keys=None if only_this_grid else plan.keys,
+                                  baseline=reference_values(ident))
         if json_output:
             payload = {"database": str(out), "dataset": ident, "grid_size": len(plan.runs),
                        "already_done": outcome.n_skipped, "trained": outcome.n_trained,
@@ -553,34 +558,37 @@ def show(results, by, metric, filters, json_output):
       fastmlp show results.db --by init,scale --metric train_accuracy
       fastmlp show results.db --by hidden,lr --filter init=xavier_normal --filter scale=0.3162 --json
     """
-    from .report import aggregate_rows, summarize_runs, summary_json, summary_text, text_table
+    from .report import aggregate_rows, summary_json, summary_text, text_table
+    from . import store_summary
     metric = _metric(metric)
     flt = _parse_filters(filters)
     by_cols = _parse_by(by) if by else None
     with _open(results) as store:
-        with _usage_errors():
-            rows = store.fetch(filters=flt)
-        check_filters_match(store, flt, rows)
+        # the statistics come from SQL queries (store_summary.py): memory follows the groups, not the runs
+        with _usage_errors(), store_summary.Selection(store, filters=flt) as sel:
+            n_runs = store_summary.counts(sel)["runs"]
+            table = store_summary.aggregate(sel, by_cols, metric) if by_cols and n_runs else []
+        if not n_runs:
+            check_filters_match(store, flt, [])
         meta = store.meta()
         from .store import describe_dataset
         states = _grid_states(store)
         if by_cols:
-            table = aggregate(rows, by_cols, metric)
             if json_output:
                 for d in table:
                     if "hidden" in d:
                         d["hidden"] = architecture_label(d["hidden"])
                 click.echo(json.dumps({"database": results, "dataset": meta["dataset"], "metric": metric,
-                                       "by": by_cols, "runs": len(rows), "rows": table}, indent=1))
+                                       "by": by_cols, "runs": n_runs, "rows": table}, indent=1))
                 return
-            _echo(f"{results}: {len(rows)} runs on {describe_dataset(meta['dataset'])}")
+            _echo(f"{results}: {n_runs} runs on {describe_dataset(meta['dataset'])}")
             if states:
                 _echo(states)
             _echo(f"{metric} by {', '.join(by_cols)} (statistics over runs trained to the end):")
             headers, cells = aggregate_rows(table, by_cols)
             _echo(text_table(headers, cells, right=range(len(by_cols), len(headers))))
             return
-        summary = summarize_runs(rows, metric, baseline=baseline_of(meta, store))
+        summary = store_summary.summarize(store, metric, filters=flt, baseline=baseline_of(meta, store))
         if json_output:
             payload = {"database": results, "dataset": meta["dataset"]}
             payload.update(summary_json(summary))

@@ -88,21 +88,24 @@ def _groups_sql(sel, by, metric):
     g = [f"g{i}" for i in range(len(by))] or ["'all'"]     # (GROUP BY 1 would mean the first column)
     part = ", ".join(g)
     ok = "(status = 'done' AND x IS NOT NULL)"
+    windows = (f"WINDOW ranked AS (PARTITION BY {part} ORDER BY (CASE WHEN {ok} THEN 0 ELSE 1 END), x), "
+               f"whole AS (ranked ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)")
     return f"""
         WITH sel AS (SELECT {', '.join(b + ['status', f'{sel.column(metric)} AS x'])} FROM runs WHERE {sel.where}),
         w AS (SELECT *, AVG(CASE WHEN {ok} THEN x END) OVER whole AS mean,
                      COUNT(CASE WHEN {ok} THEN 1 END) OVER whole AS k, ROW_NUMBER() OVER ranked AS rn
               FROM sel
-              -- one sort serves the three: the group's values in order (for the median's rank), and the
-              -- whole group as the frame of the mean and the count
-              WINDOW ranked AS (PARTITION BY {part} ORDER BY (CASE WHEN {ok} THEN 0 ELSE 1 END), x),
-                     whole AS (ranked ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+              -- one sort serves them all: the group's values in order (the median's rank), and the whole group
+              -- as the frame of the sums, which then add the values in that order, whatever order the rows
+              -- were stored in (a Dask grid stores chunks as they finish): the same bits on every run
+              {windows}),
+        v AS (SELECT *, SUM(CASE WHEN {ok} THEN (x - mean) * (x - mean) END) OVER whole AS ss FROM w
+              {windows})
         SELECT {', '.join(g[:len(by)] + [''])} COUNT(*) AS n, SUM(status = 'done') AS n_ok,
                SUM(status = 'diverged') AS diverged, SUM(status = 'failed') AS failed, MAX(mean) AS mean,
                MAX(k) AS k, MIN(CASE WHEN {ok} THEN x END) AS mn, MAX(CASE WHEN {ok} THEN x END) AS mx,
-               SUM(CASE WHEN {ok} THEN (x - mean) * (x - mean) END) AS ss,
-               AVG(CASE WHEN {ok} AND rn IN ((k + 1) / 2, (k + 2) / 2) THEN x END) AS median
-        FROM w GROUP BY {part}"""
+               MAX(ss) AS ss, AVG(CASE WHEN {ok} AND rn IN ((k + 1) / 2, (k + 2) / 2) THEN x END) AS median
+        FROM v GROUP BY {part}"""
 
 
 def _group_dict(by, r):

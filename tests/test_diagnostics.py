@@ -51,3 +51,34 @@ def test_diagnose_a_trained_network():
     assert all(x > 0 for x in d["distance_moved"])
     assert len(d["grad_norms"]) == 3 and d["grad_ratio"] == pytest.approx(d["grad_norms"][0] / d["grad_norms"][-1])
     assert 1 < d["effective_rank"][0] <= 5
+
+
+def _distinct_units_pairwise(W, b, rtol):
+    """The greedy grouping written pair by pair (the definition in distinct_units' docstring)."""
+    U = np.concatenate([W, b[:, None]], axis=1)
+    reps = []
+    for u in U:
+        for r in reps:
+            if np.max(np.abs(u - r)) <= rtol * max(np.max(np.abs(u)), np.max(np.abs(r)), np.finfo(float).tiny):
+                break
+        else:
+            reps.append(u)
+    return len(reps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distinct_units_with_tolerance_matches_the_pairwise_definition(dtype):
+    """Layers of near-copies at every distance around the tolerance, zero units, non-finite entries (diverged
+    networks are diagnosed too) and chains (a ~ b ~ c but a !~ c, where the greedy order decides): the
+    vectorised count equals the pair-by-pair one."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n, f = rng.integers(1, 24), rng.integers(1, 9)
+        base = rng.normal(size=(rng.integers(1, 5), f + 1))
+        U = base[rng.integers(0, len(base), n)] * (1 + rng.choice([0, 1e-9, 5e-7, 1e-6, 2e-6, 1e-3], (n, 1)))
+        U[rng.random(n) < 0.1] = 0.0
+        U[rng.random(n) < 0.05, rng.integers(0, f + 1)] = rng.choice([np.nan, np.inf, -np.inf])   # diverged
+        U = U.astype(dtype)
+        for rtol in (1e-6, 1.5e-6, 1e-3):
+            with np.errstate(invalid="ignore"):
+                assert distinct_units(U[:, :-1], U[:, -1], rtol) == _distinct_units_pairwise(U[:, :-1], U[:, -1], rtol)

@@ -301,7 +301,8 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     meta = store.meta()
     rows = store.fetch()
     reference = reference_values(meta.get("dataset"), store)
-    s = summarize_runs(rows, metric, baseline=reference)
+    from . import store_summary
+    s = store_summary.summarize(store, metric, baseline=reference)     # by SQL, as grid and show make it
     m, c = s["metric"], s["counts"]
     direction = "higher is better" if s["higher_is_better"] else "lower is better"
     title = title or f"fastmlp grid report: {store.path.name}"
@@ -345,7 +346,9 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
                      f"left out. {_esc(colour)}</p>")
         parts.append(pivot_html(s["by_init_scale"], m, s["higher_is_better"], reference))
         order = {sc: i for i, sc in enumerate(SCHEMES)}
-        diverged = sorted(aggregate(rows, ["init"], m), key=lambda d: (order.get(d["init"], len(order)), d["init"]))
+        with store_summary.Selection(store) as sel:
+            by_init = store_summary.aggregate(sel, ["init"], m)
+        diverged = sorted(by_init, key=lambda d: (order.get(d["init"], len(order)), d["init"]))
         parts.append("<h3>Divergence by init scheme</h3>")
         parts.append(html_table(["init", "runs", "diverged", "failed"],
                                 [[d["init"], d["n"], d["diverged"], d["failed"]] for d in diverged]))

@@ -299,7 +299,8 @@ def build_report(store, metric="final_loss", figures=None, figure_note=None, tit
     str
     """
     meta = store.meta()
-    rows = store.fetch()
+    from .symmetry_facts import COLUMNS as SYMMETRY_COLUMNS
+    rows = store.fetch(columns=SYMMETRY_COLUMNS)       # what the symmetry section reads; the tables come by SQL
     reference = reference_values(meta.get("dataset"), store)
     from . import store_summary
     s = store_summary.summarize(store, metric, baseline=reference)     # by SQL, as grid and show make it

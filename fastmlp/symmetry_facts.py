@@ -17,6 +17,9 @@ from .store import CONFIG_COLUMNS
 
 # the fate of a run's hidden units, from the worst symmetry to none
 FATES = ("never moved", "copies", "partly distinct", "all distinct")
+# every column these functions read (callers fetch only these from a large database)
+COLUMNS = CONFIG_COLUMNS + ("seed", "status", "final_loss", "depth", "distinct_units", "weights_moved",
+                            "distance_moved")
 
 
 def _ints(text):
